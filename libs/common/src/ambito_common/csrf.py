@@ -1,0 +1,57 @@
+"""CSRF protection for every HTML form (double-submit cookie).
+
+Services do not share a session store, so the token lives in a cookie that
+any service can read; a form must echo it in a hidden field. Requests carrying
+``Authorization: Bearer`` and JSON bodies are not forms a foreign site can
+forge (browsers never add that header, and a cross-site JSON POST needs a CORS
+preflight that no service grants), so they are not checked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, g, request
+from werkzeug.exceptions import BadRequest
+
+CSRF_COOKIE = "ambito_csrf"
+CSRF_FIELD = "csrf_token"
+FORM_MIMETYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+
+
+class CsrfFailed(BadRequest):
+    description = ("Il modulo è scaduto o non proviene da questo sito. "
+                   "Ricarichi la pagina e invii di nuovo i dati.")
+
+
+def csrf_token() -> str:
+    """The token for this browser, minted on first use and set as a cookie."""
+    if "csrf_token" not in g:
+        g.csrf_token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    return g.csrf_token
+
+
+def init_csrf(app: Flask, *, secure_cookie: bool) -> None:
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def _check() -> None:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return
+        if request.mimetype not in FORM_MIMETYPES and request.mimetype != "":
+            return
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        sent = request.form.get(CSRF_FIELD, "")
+        if not cookie or not hmac.compare_digest(cookie, sent):
+            raise CsrfFailed()
+
+    @app.after_request
+    def _set_cookie(response):  # type: ignore[no-untyped-def]
+        token = g.get("csrf_token")
+        if token and request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="Lax",
+                                secure=secure_cookie, path="/")
+        return response

@@ -1,0 +1,193 @@
+"""Render an application (domanda) into a tagged PDF/A-3u with WeasyPrint.
+
+The submitted data travels inside the PDF as ``dati.json`` (AFRelationship /Data): PDF/A-3
+allows embedded files of any type, and a recipient can then reprocess the exact data that
+was submitted without OCR-ing the printout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import re
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+__all__ = ["DATA_ATTACHMENT_NAME", "PDF_VARIANT", "render_pdf", "serialise_data"]
+
+PDF_VARIANT = "pdf/a-3u"
+DATA_ATTACHMENT_NAME = "dati.json"
+GENERATOR = "Piattaforma servizi sociali d'Ambito"
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_FALLBACK_FAMILY = "DejaVu Sans"
+_TITILLIUM_FAMILY = "Titillium Web"
+_FONT_EXTENSIONS = {".ttf": "truetype", ".otf": "opentype", ".woff": "woff", ".woff2": "woff2"}
+# File-name style suffix (as in the Google Fonts distribution) -> (weight, style)
+_TITILLIUM_STYLES = {
+    "ExtraLight": (200, "normal"),
+    "ExtraLightItalic": (200, "italic"),
+    "Light": (300, "normal"),
+    "LightItalic": (300, "italic"),
+    "Regular": (400, "normal"),
+    "Italic": (400, "italic"),
+    "SemiBold": (600, "normal"),
+    "SemiBoldItalic": (600, "italic"),
+    "Bold": (700, "normal"),
+    "BoldItalic": (700, "italic"),
+    "Black": (900, "normal"),
+}
+_TITILLIUM_FILE = re.compile(r"^TitilliumWeb-(?P<style>[A-Za-z]+)$")
+
+
+def render_pdf(
+    document: dict[str, Any],
+    data: dict[str, Any],
+    *,
+    font_dir: Path | None = None,
+) -> bytes:
+    """Render ``document`` (see module docs of :mod:`documents.builders`) to PDF/A-3u bytes.
+
+    ``data`` (the submitted values) is embedded as ``dati.json``. ``font_dir`` may hold the
+    Titillium Web files (``TitilliumWeb-Regular.ttf`` …); without them DejaVu Sans is used.
+    """
+    # Imported here: WeasyPrint pulls in Pango/HarfBuzz via cffi, which web processes that
+    # never render a PDF should not pay for.
+    from weasyprint import CSS, HTML, Attachment
+    from weasyprint.text.fonts import FontConfiguration
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    html = _environment().get_template("application.html").render(
+        document=_normalise(document),
+        generator=GENERATOR,
+        created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+    font_config = FontConfiguration()
+    stylesheets = [
+        CSS(filename=str(_TEMPLATES / "application.css"), font_config=font_config),
+        CSS(string=_dynamic_css(document, font_dir), font_config=font_config),
+    ]
+    attachment = Attachment(
+        string=serialise_data(data),
+        name=DATA_ATTACHMENT_NAME,
+        description="Dati della domanda in formato JSON",
+        created=now,
+        modified=now,
+        relationship="Data",
+    )
+    return HTML(string=html, base_url=str(_TEMPLATES)).write_pdf(
+        stylesheets=stylesheets,
+        font_config=font_config,
+        pdf_variant=PDF_VARIANT,
+        # pdf/a-3u does not force tags (only the "a" levels do); we want them for
+        # accessibility, and WeasyPrint 70 honours the option for the "u" variants.
+        pdf_tags=True,
+        attachments=[attachment],
+    )
+
+
+def serialise_data(data: dict[str, Any]) -> str:
+    """Serialise the submitted data exactly as it is embedded in the PDF (``dati.json``)."""
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _normalise(document: dict[str, Any]) -> dict[str, Any]:
+    """Fill optional keys so the template can stay free of existence checks."""
+    header = dict(document.get("header") or {})
+    header.setdefault("lead_body", "")
+    header.setdefault("ambito", "")
+    sections = []
+    for section in document.get("sections") or []:
+        fields = [
+            {"label": str(f.get("label", "")), "value": "" if f.get("value") is None else str(f["value"])}
+            for f in section.get("fields") or []
+        ]
+        sections.append({"title": section.get("title", ""), "fields": fields})
+    return {
+        "header": header,
+        "title": document.get("title", ""),
+        "subtitle": document.get("subtitle", ""),
+        "registration": document.get("registration", ""),
+        "sections": sections,
+        "declarations": [str(d) for d in document.get("declarations") or []],
+        "submitted_at": document.get("submitted_at", ""),
+        "tracking_code": document.get("tracking_code", ""),
+    }
+
+
+def _css_string(text: str) -> str:
+    """Quote ``text`` as a CSS string literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = re.sub(r"[\n\r\f]", " ", escaped)
+    return f'"{escaped}"'
+
+
+def _titillium_faces(font_dir: Path | None) -> list[tuple[Path, int, str]]:
+    if font_dir is None or not Path(font_dir).is_dir():
+        return []
+    faces = []
+    for path in sorted(Path(font_dir).iterdir()):
+        if path.suffix.lower() not in _FONT_EXTENSIONS:
+            continue
+        match = _TITILLIUM_FILE.match(path.stem)
+        if match and match["style"] in _TITILLIUM_STYLES:
+            weight, style = _TITILLIUM_STYLES[match["style"]]
+            faces.append((path.resolve(), weight, style))
+    # Without the regular face body text would be synthesised from another weight.
+    if not any(weight == 400 and style == "normal" for _, weight, style in faces):
+        return []
+    return faces
+
+
+def _dynamic_css(document: dict[str, Any], font_dir: Path | None) -> str:
+    rules = []
+    faces = _titillium_faces(font_dir)
+    if faces:
+        family = f'"{_TITILLIUM_FAMILY}", "{_FALLBACK_FAMILY}", sans-serif'
+        for path, weight, style in faces:
+            fmt = _FONT_EXTENSIONS[path.suffix.lower()]
+            rules.append(
+                "@font-face {"
+                f' font-family: "{_TITILLIUM_FAMILY}";'
+                f' src: url("{path.as_uri()}") format("{fmt}");'
+                f" font-weight: {weight}; font-style: {style}; }}"
+            )
+    else:
+        family = f'"{_FALLBACK_FAMILY}", sans-serif'
+
+    footer = f"Presentata il {document.get('submitted_at', '')}"
+    if document.get("tracking_code"):
+        footer += f" · Codice {document['tracking_code']}"
+    rules.append(f"html {{ font-family: {family}; }}")
+    rules.append(
+        f"@page {{ font-family: {family};"
+        f" @bottom-left {{ content: {_css_string(footer)}; }} }}"
+    )
+    return "\n".join(rules)

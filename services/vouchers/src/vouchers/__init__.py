@@ -1,0 +1,1 @@
+"""Vouchers: funds, budgets per comune, vouchers, ledger and reimbursements (skeleton)."""
