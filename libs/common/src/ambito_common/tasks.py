@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from celery import Celery, signals
 
+from . import heartbeat  # noqa: F401 - connects the worker heartbeat to worker_ready
 from .logging import bind_request_id, current_request_id
 from .settings import PlatformSettings
 

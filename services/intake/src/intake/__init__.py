@@ -1,0 +1,1 @@
+"""Intake: calls (avvisi), application forms, receipts and tracking of applications."""

@@ -1,0 +1,203 @@
+"""Fixtures of the intake suite: a real app on a SQLite file under tmp_path, with the calls loaded."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ambito_common.db import session_scope
+from ambito_common.identity import ensure_keypair
+from ambito_common.testing import REPO_ROOT
+from ambito_common.web import COMMON_TEMPLATES
+from flask import Flask
+from flask.testing import FlaskClient
+from intake.app import create_app
+from intake.reference_data import load_demo_data, load_reference_data
+from intake.runtime import Runtime
+from intake.settings import Settings
+from jinja2 import ChoiceLoader, FileSystemLoader
+from stdnum import luhn
+from werkzeug.datastructures import MultiDict
+
+DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
+SEED_CALL = "pdz-2025-2027"
+DEMO_CALL = "pdz-demo"
+
+# Stand-ins for the common templates, used only while those are not written yet:
+# the same macro names and field attributes as the real ones.
+_PLACEHOLDERS = {
+    "base.html": """<!doctype html><html lang="it"><head><title>{% block title %}{% endblock %}</title></head>
+<body>{% block breadcrumbs %}{% endblock %}<main>{% block content %}{% endblock %}</main>
+{% block scripts %}{% endblock %}</body></html>""",
+    "error.html": """{% extends "base.html" %}{% block title %}{{ title }}{% endblock %}
+{% block content %}<h1>{{ title }}</h1>{% if detail %}<p>{{ detail }}</p>{% endif %}{% endblock %}""",
+    "_forms.html": """
+{% macro csrf_field() %}
+<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+{% endmacro %}
+{% macro error_summary(errors) %}<div role="alert"><ul>
+{% for fid, label, message in errors %}
+<li><a href="#{{ fid }}">{{ label }}: {{ message }}</a></li>{% endfor %}
+</ul></div>{% endmacro %}
+{% macro render_field(field) %}<div>
+{% if field.widget in ("checkboxes", "radio") %}
+<fieldset id="{{ field.id }}"><legend>{{ field.label }}</legend>
+{% for value, label in field.choices %}
+<input type="{{ 'checkbox' if field.widget == 'checkboxes' else 'radio' }}"
+ name="{{ field.name }}" value="{{ value }}"
+ {% if (field.value is string and value == field.value)
+    or (field.value is not string and value in field.value) %} checked{% endif %}> {{ label }}
+{% endfor %}</fieldset>
+{% elif field.widget == "checkbox" %}
+<input type="checkbox" id="{{ field.id }}" name="{{ field.name }}"{% if field.value %} checked{% endif %}>
+<label for="{{ field.id }}">{{ field.label }}</label>
+{% elif field.widget == "select" %}
+<label for="{{ field.id }}">{{ field.label }}</label>
+<select id="{{ field.id }}" name="{{ field.name }}">{% for value, label in field.choices %}
+<option value="{{ value }}"{% if value == field.value %} selected{% endif %}>{{ label }}</option>
+{% endfor %}</select>
+{% else %}
+<label for="{{ field.id }}">{{ field.label }}</label>
+<input type="{{ field.widget }}" id="{{ field.id }}" name="{{ field.name }}" value="{{ field.value }}">
+{% endif %}
+{% for message in field.errors %}<div class="invalid-feedback">{{ message }}</div>{% endfor %}
+</div>{% endmacro %}
+{% macro render_section(section) %}<fieldset><legend>{{ section.title }}</legend>
+{% for field in section.fields %}{{ render_field(field) }}{% endfor %}</fieldset>{% endmacro %}""",
+}
+
+
+def _tax_code(n: int) -> str:
+    """The n-th valid 11-digit codice fiscale / partita IVA (office code 001)."""
+    body = f"{n:07d}001"
+    return body + luhn.calc_check_digit(body)
+
+
+def _payload(**overrides: Any) -> dict[str, Any]:
+    """A valid application; ``overrides`` replace top-level parts."""
+    payload: dict[str, Any] = {
+        "organisation": {
+            "name": "Associazione Amici della Val di Scalve", "category": "ets", "legal_form": "aps",
+            "tax_code": _tax_code(1), "runts_number": "123456",
+            "address": {"street": "Via Roma 1", "postal_code": "24020", "municipality": "Schilpario",
+                        "province": "BG"},
+            "pec": "amici@pec.example.it", "email": "info@amici.example.it", "phone": "+39 0346 55123",
+        },
+        "legal_representative": {"first_name": "Mario", "last_name": "Rossi",
+                                 "tax_code": "RSSMRA85T10A562S"},
+        "contact_person": {"first_name": "Anna", "last_name": "Bianchi",
+                           "email": "anna.bianchi@example.it", "phone": "333 1234567"},
+        "areas": ["minori-famiglia", "inclusione-sociale"],
+        "commitments_accepted": True, "publication_consent": True, "ip_release": True,
+        "privacy_acknowledged": True,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def _form_pairs(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A payload as the (dotted name, value) pairs a browser would post."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            pairs += _form_pairs(value, name + ".")
+        elif isinstance(value, list):
+            pairs += [(name, v) for v in value]
+        elif value is True:
+            pairs.append((name, "on"))
+        elif value is not False:
+            pairs.append((name, value))
+    return pairs
+
+
+@pytest.fixture
+def intake_data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture
+def intake_tax_code() -> Callable[[int], str]:
+    return _tax_code
+
+
+@pytest.fixture
+def intake_payload() -> Callable[..., dict[str, Any]]:
+    return _payload
+
+
+@pytest.fixture
+def intake_form_pairs() -> Callable[[dict[str, Any]], list[tuple[str, str]]]:
+    return _form_pairs
+
+
+@pytest.fixture
+def intake_env(tmp_path: Path) -> dict[str, str]:
+    keys = tmp_path / "keys"
+    ensure_keypair(keys / "identity.pem", keys / "identity.pub.pem")
+    return {
+        "AMBITO_VAR_DIR": str(tmp_path / "var"),
+        "AMBITO_DATA_DIR": str(DATA_DIR),
+        "AMBITO_SMTP_URL": f"file://{tmp_path / 'mail'}",
+        "AMBITO_IDENTITY_PUBLIC_KEY_FILE": str(keys / "identity.pub.pem"),
+        "AMBITO_PUBLIC_URL": "https://ambito.example.it",
+    }
+
+
+@pytest.fixture
+def intake_runtime(intake_env: dict[str, str]) -> Runtime:
+    runtime = Runtime.build(Settings.from_env(intake_env))
+    runtime.migrate()
+    with session_scope(runtime.session_factory) as session:
+        load_reference_data(session, DATA_DIR)
+        load_demo_data(session, DATA_DIR, dt.date.today())
+    return runtime
+
+
+@pytest.fixture
+def intake_app(intake_runtime: Runtime, tmp_path: Path) -> Flask:
+    app = create_app(runtime=intake_runtime)
+    missing = {name: text for name, text in _PLACEHOLDERS.items() if not (COMMON_TEMPLATES / name).exists()}
+    if missing:
+        folder = tmp_path / "placeholder-templates"
+        folder.mkdir()
+        for name, text in missing.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(folder))])
+    return app
+
+
+@pytest.fixture
+def intake_client(intake_app: Flask) -> FlaskClient:
+    return intake_app.test_client()
+
+
+@pytest.fixture
+def intake_page_post(intake_client: FlaskClient) -> Callable[..., Any]:
+    """POST a form like a browser: first GET the form (for the CSRF cookie), then send its token."""
+
+    def post(path: str, pairs: list[tuple[str, str]], *, with_token: bool = True):  # type: ignore[no-untyped-def]
+        form_page = intake_client.get(path)
+        assert form_page.status_code == 200, form_page.text
+        cookie = intake_client.get_cookie("ambito_csrf")
+        assert cookie is not None
+        data = [*pairs, ("csrf_token", cookie.value)] if with_token else pairs
+        return intake_client.post(path, data=MultiDict(data))
+
+    return post
+
+
+@pytest.fixture
+def intake_worker(intake_runtime: Runtime, intake_env: dict[str, str],
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    """The worker's runtime, built from the process environment as in a real worker."""
+    from intake.runtime import worker_runtime
+
+    for key, value in intake_env.items():
+        monkeypatch.setenv(key, value)
+    worker_runtime.cache_clear()
+    yield worker_runtime()
+    worker_runtime.cache_clear()

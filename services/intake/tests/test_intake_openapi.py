@@ -1,0 +1,42 @@
+"""The OpenAPI document: valid OpenAPI 3, and the request body is the form's own schema."""
+
+from __future__ import annotations
+
+import importlib.util
+
+
+def test_intake_openapi_document(intake_client) -> None:
+    response = intake_client.get("/api/intake/openapi.json")
+    assert response.status_code == 200
+    spec = response.get_json()
+    if importlib.util.find_spec("openapi_spec_validator") is not None:
+        from openapi_spec_validator import validate
+
+        validate(spec)
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    assert set(paths) == {"/api/intake/calls", "/api/intake/calls/{slug}",
+                          "/api/intake/calls/{slug}/applications",
+                          "/api/intake/applications/{tracking_code}"}
+    post = paths["/api/intake/calls/{slug}/applications"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ApplicationForm"}
+    assert set(post["responses"]) == {"201", "404", "409", "422"}
+    assert "application/problem+json" in post["responses"]["422"]["content"]
+    schemas = spec["components"]["schemas"]
+    form = schemas["ApplicationForm"]
+    assert set(form["required"]) == {"organisation", "legal_representative", "contact_person", "areas",
+                                     "commitments_accepted", "publication_consent", "ip_release",
+                                     "privacy_acknowledged"}
+    assert form["additionalProperties"] is False
+    organisation = schemas["Organisation"]["properties"]
+    assert organisation["category"]["enum"] == ["ets", "other_nonprofit", "trade_union"]
+    assert organisation["tax_code"]["title"] == "Codice fiscale o partita IVA"
+    assert "runts_number" not in schemas["Organisation"]["required"]
+    assert schemas["Call"]["properties"]["deadline"]["format"] == "date-time"
+    status = schemas["ApplicationStatus"]["properties"]
+    assert status["status"]["enum"] == ["received", "packaged", "delivered", "registered"]
+
+
+def test_intake_openapi_health(intake_client) -> None:
+    assert intake_client.get("/api/intake/health").get_json() == {"status": "ok", "service": "intake"}

@@ -1,0 +1,98 @@
+"""The receipt e-mail, delivered over real SMTP to a local aiosmtpd server."""
+
+from __future__ import annotations
+
+import email
+import smtplib
+import socketserver
+import threading
+from collections.abc import Iterator
+from email.message import Message
+
+import pytest
+from aiosmtpd.controller import Controller
+from ambito_common.testing import free_port
+from intake import tasks
+from intake.codes import group_tracking_code
+from intake.models import Application
+from intake.runtime import worker_runtime
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def intake_smtp() -> Iterator[tuple[str, _Inbox]]:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}", inbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def intake_mail_worker(intake_env, intake_smtp, monkeypatch) -> Iterator[_Inbox]:
+    url, inbox = intake_smtp
+    for key, value in {**intake_env, "AMBITO_SMTP_URL": url}.items():
+        monkeypatch.setenv(key, value)
+    worker_runtime.cache_clear()
+    yield inbox
+    worker_runtime.cache_clear()
+
+
+def test_intake_receipt_mail_is_sent_once_over_smtp(intake_client, intake_payload,
+                                                    intake_mail_worker) -> None:
+    created = intake_client.post("/api/intake/calls/pdz-demo/applications", json=intake_payload()).get_json()
+    assert tasks.send_receipt(application_id=created["id"]) is True
+    assert tasks.send_receipt(application_id=created["id"]) is False  # a redelivered task sends nothing
+    assert len(intake_mail_worker.messages) == 1
+    recipients, message = intake_mail_worker.messages[0]
+    assert sorted(recipients) == ["anna.bianchi@example.it", "info@amici.example.it"]
+    assert message["To"] == "info@amici.example.it" and message["Cc"] == "anna.bianchi@example.it"
+    code = created["tracking_code"]
+    assert group_tracking_code(code) in message["Subject"]
+    body = message.get_payload(decode=True).decode(message.get_content_charset())
+    assert group_tracking_code(code) in body
+    assert "Registrazione: ISTANZE_ONLINE 0000001 del " in body
+    assert f"https://ambito.example.it/intake/domande/{code}" in body
+    assert "Aree tematiche: Minori e famiglia, Inclusione sociale" in body
+    with worker_runtime().session_factory() as session:
+        assert session.get(Application, created["id"]).receipt_sent_at is not None
+
+
+def test_intake_receipt_mail_retries_when_smtp_fails(intake_client, intake_payload, intake_env,
+                                                      monkeypatch) -> None:
+    """A server that hangs up on every connection: the task retries, then gives up visibly."""
+    created = intake_client.post("/api/intake/calls/pdz-demo/applications", json=intake_payload()).get_json()
+    connections = []
+
+    class HangUp(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            connections.append(self.client_address)
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), HangUp) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"smtp://127.0.0.1:{server.server_address[1]}"
+        for key, value in {**intake_env, "AMBITO_SMTP_URL": url}.items():
+            monkeypatch.setenv(key, value)
+        worker_runtime.cache_clear()
+        try:
+            # Eagerly applied, the retries run at once instead of after their backoff.
+            result = tasks.send_receipt.apply(kwargs={"application_id": created["id"]})
+            assert result.state == "FAILURE"
+            assert isinstance(result.result, smtplib.SMTPServerDisconnected)
+            assert len(connections) == 1 + tasks.send_receipt.max_retries == 13
+            with worker_runtime().session_factory() as session:
+                assert session.get(Application, created["id"]).receipt_sent_at is None
+        finally:
+            server.shutdown()
+            worker_runtime.cache_clear()

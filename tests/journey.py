@@ -1,0 +1,106 @@
+"""The co-programming journey, walked through HTTP against any running platform.
+
+An organisation applies; the documents service builds and seals the package;
+the protocol officer inspects and downloads it and records the number; the
+organisation sees the number. Every document of the package is checked against
+the standard it claims to meet.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import io
+import json
+import zipfile
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import requests
+from ambito_common.testing import SHARED_DIR
+from documents.builders import read_impronte, validate_segnatura, verify_seal
+
+from tests.harness import Platform
+
+SEGNATURA_XSD = SHARED_DIR / "standards" / "agid-protocollo" / "segnatura_protocollo.xsd"
+LEAD_PEC = "protocollo@pec.comune.clusone.bg.it"
+
+
+def walk_journey(platform: Platform) -> dict[str, Any]:
+    receipt = platform.submit()
+    assert receipt["status"] == "received"
+    code = receipt["tracking_code"]
+
+    delivered = platform.wait_status(code, "delivered")
+    package_id = delivered["package_id"]
+    assert package_id and delivered["protocol"] is None
+
+    officer = {"Authorization": f"Bearer {platform.token('protocollo')}"}
+    inbox = requests.get(platform.url + "/api/documents/packages?status=delivered",
+                         headers=officer, timeout=10)
+    assert inbox.status_code == 200, inbox.text
+    package = next(p for p in inbox.json() if p["id"] == package_id)
+    assert LEAD_PEC in package["recipient"] or "Clusone" in package["recipient"]
+
+    files = {f["name"]: (f, fetch(platform, officer, package_id, f["name"])) for f in package["files"]}
+    check_package(files, platform.seal_ca)
+
+    archive = requests.get(f"{platform.url}/api/documents/packages/{package_id}/download",
+                           headers=officer, timeout=30)
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+        assert sorted(bundle.namelist()) == sorted(files)
+
+    registration = requests.post(
+        f"{platform.url}/api/documents/packages/{package_id}/registration", headers=officer,
+        json={"number": "2026/0012345", "date": "2026-11-20"}, timeout=10)
+    assert registration.status_code == 200, registration.text
+    registered = platform.wait_status(code, "registered")
+    assert registered["protocol"] == {"number": "2026/0012345", "date": "2026-11-20"}
+    return {"tracking_code": code, "package_id": package_id, "files": files}
+
+
+def fetch(platform: Platform, headers: dict[str, str], package_id: str, name: str) -> bytes:
+    response = requests.get(f"{platform.url}/api/documents/packages/{package_id}/files/{name}",
+                            headers=headers, timeout=30)
+    assert response.status_code == 200, (name, response.status_code)
+    return response.content
+
+
+def check_package(files: dict[str, tuple[dict[str, Any], bytes]], ca: Path) -> None:
+    """Every file as the standards want it; ``files`` maps name → (listing, bytes)."""
+    for listing, data in files.values():
+        assert listing["sha256"] == hashlib.sha256(data).hexdigest(), listing["name"]
+        assert listing["size"] == len(data)
+    by_role = {listing["role"]: (name, data) for name, (listing, data) in files.items()}
+    assert set(by_role) >= {"primary", "segnatura", "manifest", "message"}
+
+    primary_name, pdf = by_role["primary"]
+    assert primary_name.endswith(".pdf") and pdf.startswith(b"%PDF")
+    seal = verify_seal(pdf, [ca])
+    assert seal.intact and seal.valid and seal.trusted
+
+    segnatura_name, segnatura = by_role["segnatura"]
+    assert segnatura_name == "Segnatura.xml"
+    validate_segnatura(segnatura, SEGNATURA_XSD)
+    impronte = read_impronte(segnatura)
+    assert impronte[primary_name] == _b64_sha256(pdf)
+
+    manifest = json.loads(by_role["manifest"][1])
+    for entry in manifest["files"]:
+        data = files[entry["name"]][1]
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["size"] == len(data)
+
+    message = email.message_from_bytes(by_role["message"][1], policy=policy.default)
+    assert LEAD_PEC in message["To"]
+    attached = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    assert attached["Segnatura.xml"] == segnatura or attached["Segnatura.xml"] == segnatura.decode()
+    assert attached[primary_name] == pdf
+
+
+def _b64_sha256(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()

@@ -1,0 +1,24 @@
+"""The whole journey on the embedded platform, started as ``make run`` starts it."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+import pytest
+
+from tests.harness import embedded_platform, wait_until
+from tests.journey import walk_journey
+
+pytestmark = pytest.mark.slow
+
+
+def test_coprogramming_journey_embedded(tmp_path):
+    with embedded_platform(tmp_path) as platform:
+        result = walk_journey(platform)
+
+        receipt = wait_until(lambda: [m for m in platform.mail.messages
+                                      if result["tracking_code"].encode() in m.replace(b"=\r\n", b"")],
+                             timeout=30, what="the receipt e-mail")[0]
+        message = email.message_from_bytes(receipt, policy=policy.default)
+        assert message["To"].addresses[0].addr_spec == "info@ilsentiero.example.it"
