@@ -67,7 +67,8 @@ def ensure_dev_pki(
     half-written file. If the CA has to be (re)generated, the certificates it issues are
     regenerated too so that the set always chains.
 
-    ``organization_identifier`` (e.g. ``"VATIT-12345678901"``) goes into the seal subject's
+    Names longer than X.509's 64-character limit are shortened with an ellipsis in O and
+    CN. ``organization_identifier`` (e.g. ``"VATIT-12345678901"``) goes into the seal subject's
     organizationIdentifier attribute (OID 2.5.4.97), as eIDAS seal certificates carry it.
     """
     directory = Path(directory)
@@ -115,18 +116,36 @@ def _new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+_NAME_LIMIT = 64  # X.520 upper bound of commonName and organizationName (UTF-8 bytes here)
+
+
+def _fit(text: str, limit: int = _NAME_LIMIT) -> str:
+    """Shorten ``text`` with an ellipsis so that it fits ``limit`` UTF-8 bytes.
+
+    Ambito names ("Ambito Territoriale Sociale Valle Seriana Superiore e Valle di Scalve")
+    are longer than the 64 characters X.509 allows for O and CN.
+    """
+    if len(text.encode()) <= limit:
+        return text
+    while len((text + "…").encode()) > limit:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _with_suffix(organisation: str, suffix: str) -> str:
+    return _fit(organisation, _NAME_LIMIT - len(suffix.encode())) + suffix
+
+
 def _name(*attrs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
 
 
-def _make_ca(
-    organisation: str, now: dt.datetime
-) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def _make_ca(organisation: str, now: dt.datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _new_key()
     subject = _name(
         (NameOID.COUNTRY_NAME, "IT"),
-        (NameOID.ORGANIZATION_NAME, organisation),
-        (NameOID.COMMON_NAME, f"{organisation} - CA di test (TEST)"),
+        (NameOID.ORGANIZATION_NAME, _fit(organisation)),
+        (NameOID.COMMON_NAME, _with_suffix(organisation, " - CA di test (TEST)")),
     )
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
@@ -171,9 +190,7 @@ def _leaf_builder(
     *,
     non_repudiation: bool,
 ) -> x509.CertificateBuilder:
-    not_after = min(
-        now + dt.timedelta(days=365 * _LEAF_YEARS), ca_cert.not_valid_after_utc
-    )
+    not_after = min(now + dt.timedelta(days=365 * _LEAF_YEARS), ca_cert.not_valid_after_utc)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -197,9 +214,7 @@ def _leaf_builder(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -216,13 +231,13 @@ def _make_seal(
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _new_key()
     attrs: list[tuple[x509.ObjectIdentifier, str]] = [(NameOID.COUNTRY_NAME, "IT")]
-    attrs.append((NameOID.ORGANIZATION_NAME, organisation))
+    attrs.append((NameOID.ORGANIZATION_NAME, _fit(organisation)))
     if organization_identifier:
         attrs.append((NameOID.ORGANIZATION_IDENTIFIER, organization_identifier))
-    attrs.append((NameOID.COMMON_NAME, f"{organisation} - sigillo elettronico (TEST)"))
-    cert = _leaf_builder(
-        _name(*attrs), key, ca_key, ca_cert, now, non_repudiation=True
-    ).sign(ca_key, hashes.SHA256())
+    attrs.append((NameOID.COMMON_NAME, _with_suffix(organisation, " - sigillo elettronico (TEST)")))
+    cert = _leaf_builder(_name(*attrs), key, ca_key, ca_cert, now, non_repudiation=True).sign(
+        ca_key, hashes.SHA256()
+    )
     return key, cert
 
 
@@ -235,15 +250,13 @@ def _make_tsa(
     key = _new_key()
     subject = _name(
         (NameOID.COUNTRY_NAME, "IT"),
-        (NameOID.ORGANIZATION_NAME, organisation),
-        (NameOID.COMMON_NAME, f"{organisation} - TSA di test (TEST)"),
+        (NameOID.ORGANIZATION_NAME, _fit(organisation)),
+        (NameOID.COMMON_NAME, _with_suffix(organisation, " - TSA di test (TEST)")),
     )
     cert = (
         _leaf_builder(subject, key, ca_key, ca_cert, now, non_repudiation=True)
         # RFC 3161 section 2.3: the TSA certificate must carry exactly this critical EKU.
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
-        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     return key, cert
@@ -252,9 +265,7 @@ def _make_tsa(
 # --------------------------------------------------------------------------- loading
 
 
-def _load_pair(
-    key_path: Path, cert_path: Path
-) -> tuple[rsa.RSAPrivateKey, x509.Certificate] | None:
+def _load_pair(key_path: Path, cert_path: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate] | None:
     """Load a key + certificate, or ``None`` if either is missing, unreadable or mismatched."""
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -315,9 +326,7 @@ def _atomic_write(path: Path, data: bytes, *, private: bool) -> None:
         raise
 
 
-def _write_pair(
-    key_path: Path, cert_path: Path, key: rsa.RSAPrivateKey, cert: x509.Certificate
-) -> None:
+def _write_pair(key_path: Path, cert_path: Path, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
     _atomic_write(
         key_path,
         key.private_bytes(
@@ -339,7 +348,7 @@ def _write_p12(
     password: str,
 ) -> None:
     data = pkcs12.serialize_key_and_certificates(
-        name=f"{organisation} sigillo".encode(),
+        name=_with_suffix(organisation, " sigillo").encode(),
         key=key,
         cert=cert,
         cas=[ca_cert],

@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-__all__ = ["DATA_ATTACHMENT_NAME", "PDF_VARIANT", "render_pdf", "serialise_data"]
+__all__ = ["DATA_ATTACHMENT_NAME", "PDF_VARIANT", "render_html", "render_pdf", "serialise_data"]
 
 PDF_VARIANT = "pdf/a-3u"
 DATA_ATTACHMENT_NAME = "dati.json"
@@ -51,10 +51,19 @@ def render_pdf(
     *,
     font_dir: Path | None = None,
 ) -> bytes:
-    """Render ``document`` (see module docs of :mod:`documents.builders`) to PDF/A-3u bytes.
+    """Render ``document`` to tagged PDF/A-3u bytes, embedding ``data`` as ``dati.json``.
 
-    ``data`` (the submitted values) is embedded as ``dati.json``. ``font_dir`` may hold the
-    Titillium Web files (``TitilliumWeb-Regular.ttf`` …); without them DejaVu Sans is used.
+    ``document``::
+
+        {"header": {"lead_body": "Comune di Clusone", "ambito": "Ambito Territoriale ..."},
+         "title": "...", "subtitle": "Avviso: ...",
+         "sections": [{"title": "Organizzazione", "fields": [{"label": ..., "value": ...}]}],
+         "declarations": ["..."], "submitted_at": "21/11/2026 10:15" (already Europe/Rome),
+         "tracking_code": "...", "registration": "REG-ONLINE 0000001 del 21/11/2026"}
+
+    ``font_dir`` may hold the Titillium Web files (``TitilliumWeb-Regular.ttf``,
+    ``-Bold``, ``-Italic`` …, as distributed by Google Fonts); without a regular face DejaVu
+    Sans is used. WeasyPrint embeds (subsets of) whichever fonts are used.
     """
     # Imported here: WeasyPrint pulls in Pango/HarfBuzz via cffi, which web processes that
     # never render a PDF should not pay for.
@@ -62,17 +71,9 @@ def render_pdf(
     from weasyprint.text.fonts import FontConfiguration
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    html = _environment().get_template("application.html").render(
-        document=_normalise(document),
-        generator=GENERATOR,
-        created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-
+    html, css = render_html(document, font_dir=font_dir, created=now)
     font_config = FontConfiguration()
-    stylesheets = [
-        CSS(filename=str(_TEMPLATES / "application.css"), font_config=font_config),
-        CSS(string=_dynamic_css(document, font_dir), font_config=font_config),
-    ]
+    stylesheets = [CSS(string=css, base_url=str(_TEMPLATES), font_config=font_config)]
     attachment = Attachment(
         string=serialise_data(data),
         name=DATA_ATTACHMENT_NAME,
@@ -89,7 +90,39 @@ def render_pdf(
         # accessibility, and WeasyPrint 70 honours the option for the "u" variants.
         pdf_tags=True,
         attachments=[attachment],
+        finisher=_dedupe_associated_files,
     )
+
+
+def render_html(
+    document: dict[str, Any], *, font_dir: Path | None = None, created: dt.datetime | None = None
+) -> tuple[str, str]:
+    """The HTML and the CSS that :func:`render_pdf` hands to WeasyPrint (the benchmark renders them bare)."""
+    created = created or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    html = (
+        _environment()
+        .get_template("application.html")
+        .render(
+            document=_normalise(document),
+            generator=GENERATOR,
+            created=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    )
+    css = (_TEMPLATES / "application.css").read_text(encoding="utf-8")
+    return html, css + "\n" + _dynamic_css(document, font_dir)
+
+
+def _dedupe_associated_files(_document: Any, pdf: Any) -> None:
+    """Drop duplicate entries from the catalog /AF array.
+
+    WeasyPrint 70's PDF/A-3 code adds every embedded file to /AF twice (once from the
+    /EmbeddedFiles name tree, once from the /Filespec objects); a file must be listed once.
+    """
+    associated = pdf.catalog.get("AF")
+    if associated:
+        unique = list(dict.fromkeys(associated))
+        associated.clear()
+        associated.extend(unique)
 
 
 def serialise_data(data: dict[str, Any]) -> str:
@@ -102,8 +135,8 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, decimal.Decimal | uuid.UUID):
         return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -186,8 +219,5 @@ def _dynamic_css(document: dict[str, Any], font_dir: Path | None) -> str:
     if document.get("tracking_code"):
         footer += f" · Codice {document['tracking_code']}"
     rules.append(f"html {{ font-family: {family}; }}")
-    rules.append(
-        f"@page {{ font-family: {family};"
-        f" @bottom-left {{ content: {_css_string(footer)}; }} }}"
-    )
+    rules.append(f"@page {{ font-family: {family}; @bottom-left {{ content: {_css_string(footer)}; }} }}")
     return "\n".join(rules)

@@ -1,0 +1,106 @@
+"""Per-submission documents pipeline against a bare WeasyPrint render of the same HTML.
+
+The pipeline is what a documents worker does for each submission: PDF/A-3u
+(tagged, with dati.json), PAdES seal, sealed Segnatura.xml, manifest and
+message.eml. The baseline is WeasyPrint alone rendering the same HTML and CSS
+to a plain PDF. Both run interleaved in one process, on the same machine, in
+the same minute, so the ratio survives a noisy 2-core host where absolute
+times do not.
+
+    .venv/bin/python bench/bench_documents_pipeline.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ambito_common.logging import configure_logging
+from documents.builders import PadesSealer, build_documents, ensure_dev_pki
+from documents.builders.render import render_html
+
+ANSWER = ("La cooperativa gestisce servizi domiciliari e diurni per anziani e persone con "
+          "disabilità nei comuni dell'Alto Serio e della Val di Scalve. ") * 6
+
+
+def payload() -> dict:
+    fields = [{"label": f"Campo {i}", "value": f"Valore del campo {i}"} for i in range(1, 9)]
+    return {
+        "file_stem": "domanda-BENCH",
+        "document": {
+            "header": {"lead_body": "Comune di Clusone",
+                       "ambito": "Ambito Territoriale Sociale Valle Seriana Superiore e Valle di Scalve"},
+            "title": "Manifestazione di interesse alla co-programmazione",
+            "subtitle": "Piano di Zona 2025-2027",
+            "sections": [
+                {"title": "Organizzazione", "fields": fields},
+                {"title": "Legale rappresentante", "fields": fields[:3]},
+                {"title": "Attività", "fields": [{"label": "Descrizione", "value": ANSWER}]},
+            ],
+            "declarations": ["Si impegna a partecipare alla co-programmazione.",
+                             "Acconsente alla pubblicazione dei dati e dei contributi.",
+                             "Libera l'Amministrazione da responsabilità sulla proprietà intellettuale."],
+            "submitted_at": "21/11/2026 10:15", "tracking_code": "ABCD-EFGH-JKMN-PQRS-TVWX",
+            "registration": "ISTANZE_ONLINE 0000001 del 21/11/2026",
+        },
+        "data": {"organisation": {"name": "Cooperativa Sociale Il Sentiero"}, "answer": ANSWER},
+        "meta": {
+            "registration": {"ipa_code": "c_c800", "aoo_code": "AOO_DEMO_CLUSONE",
+                             "register_code": "ISTANZE_ONLINE", "number": "0000001",
+                             "date": "2026-11-21"},
+            "sender": {"name": "Cooperativa Sociale Il Sentiero", "tax_code": "01234560165",
+                       "pec": "ilsentiero@pec.example.it", "email": "info@ilsentiero.example.it"},
+            "recipient": {"name": "Comune di Clusone", "ipa_code": "c_c800",
+                          "aoo_code": "AOO_DEMO_CLUSONE", "aoo_name": "Protocollo generale",
+                          "pec": "protocollo@pec.comune.clusone.bg.it"},
+            "subject": "Manifestazione di interesse - co-programmazione Piano di Zona 2025-2027",
+        },
+    }
+
+
+def bare_render(document: dict) -> bytes:
+    from weasyprint import CSS, HTML
+
+    html, css = render_html(document)
+    return HTML(string=html).write_pdf(stylesheets=[CSS(string=css)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=12)
+    args = parser.parse_args()
+    configure_logging(json=False, level=logging.WARNING)
+    data = payload()
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = ensure_dev_pki(Path(tmp), "Comune di Clusone")
+        sealer = PadesSealer.from_pkcs12(pki.seal_p12, pki.p12_password, ca_chain=[pki.ca_cert])
+
+        def pipeline() -> object:
+            return build_documents(data, sealer=sealer, message_from="ambito@pec.example.it")
+
+        def baseline() -> object:
+            return bare_render(data["document"])
+
+        for warm in (pipeline, baseline):  # fonts, templates, the signer's first-seal sizing
+            warm()
+        timings: dict[str, list[float]] = {"baseline": [], "pipeline": []}
+        for _ in range(args.rounds):
+            for name, run in (("baseline", baseline), ("pipeline", pipeline)):
+                start = time.perf_counter()
+                run()
+                timings[name].append(time.perf_counter() - start)
+
+    base = statistics.median(timings["baseline"])
+    full = statistics.median(timings["pipeline"])
+    print(f"rounds: {args.rounds}")
+    print(f"baseline  bare WeasyPrint render     median {base * 1000:8.1f} ms")
+    print(f"pipeline  PDF/A + seal + package     median {full * 1000:8.1f} ms")
+    print(f"ratio pipeline/baseline: {full / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

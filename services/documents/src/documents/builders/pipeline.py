@@ -1,0 +1,116 @@
+"""render -> seal -> segnatura -> package, for one accepted submission."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .files import FileRef
+from .package import DEFAULT_PEC_LIMIT, assemble_package
+from .render import render_pdf
+from .seal import PadesSealer
+from .segnatura import build_segnatura
+
+__all__ = ["build_documents"]
+
+
+class _NullLogger:
+    def info(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+def _logger() -> Any:
+    try:
+        import structlog
+    except ImportError:  # pragma: no cover - structlog is optional for the builders
+        return _NullLogger()
+    return structlog.get_logger(__name__)
+
+
+def _ms(start: float) -> int:
+    return round((time.perf_counter() - start) * 1000)
+
+
+def build_documents(
+    payload: Mapping[str, Any],
+    *,
+    sealer: PadesSealer,
+    font_dir: Path | None = None,
+    timestamper_url: str | None = None,
+    message_from: str,
+    attachments: list[FileRef] | None = None,
+    max_message_bytes: int = DEFAULT_PEC_LIMIT,
+) -> list[FileRef]:
+    """Build the protocol package for ``payload``.
+
+    ``payload``: ``{"document": {...}, "data": {...}, "meta": {...}, "file_stem": "domanda-…"}``
+    (``document`` as for :func:`~documents.builders.render.render_pdf`, ``meta`` as for
+    :func:`~documents.builders.segnatura.build_segnatura`), optionally
+    ``"seal": {"reason": ..., "location": ...}``. ``attachments`` are uploaded files that
+    travel with the primary document (they are listed in the Segnatura, not sealed).
+    """
+    logger = _logger()
+    log = logger.bind(file_stem=payload["file_stem"]) if hasattr(logger, "bind") else logger
+    document = payload["document"]
+    meta = payload["meta"]
+    attachments = list(attachments or [])
+
+    start = time.perf_counter()
+    log.info("pdf_generation_start")
+    pdf = render_pdf(document, payload.get("data") or {}, font_dir=font_dir)
+    log.info("pdf_generation_done", size=len(pdf), duration_ms=_ms(start))
+
+    start = time.perf_counter()
+    seal_options = payload.get("seal") or {}
+    sealed = sealer.seal(
+        pdf,
+        reason=seal_options.get("reason") or _default_reason(meta),
+        location=seal_options.get("location") or (document.get("header") or {}).get("lead_body", ""),
+        timestamper_url=timestamper_url,
+    )
+    log.info(
+        "seal_done",
+        size=len(sealed),
+        timestamped=timestamper_url is not None,
+        duration_ms=_ms(start),
+    )
+
+    primary = FileRef(
+        f"{payload['file_stem']}.pdf",
+        "application/pdf",
+        sealed,
+        role="primary",
+        description=str(document.get("title") or ""),
+        sealed=True,
+        timestamped=timestamper_url is not None,
+    )
+    start = time.perf_counter()
+    segnatura = build_segnatura(meta, primary, attachments, signer=sealer)
+    files = assemble_package(
+        primary=primary,
+        attachments=attachments,
+        segnatura=segnatura,
+        meta=meta,
+        message_from=message_from,
+        max_message_bytes=max_message_bytes,
+    )
+    log.info(
+        "package_assembled",
+        files=[f.name for f in files],
+        message_size=files[-1].size,
+        duration_ms=_ms(start),
+    )
+    return files
+
+
+def _default_reason(meta: Mapping[str, Any]) -> str:
+    registration = meta.get("registration") or {}
+    if registration.get("register_code") and registration.get("number"):
+        return (
+            "Domanda registrata: "
+            f"{registration['register_code']} n. {str(registration['number']).zfill(7)} "
+            f"del {registration.get('date', '')}"
+        )
+    return "Sigillo elettronico della domanda"
