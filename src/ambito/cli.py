@@ -25,13 +25,6 @@ from ambito_common.tasks import SERVICES
 
 from . import runtimes
 
-DEMO_ACCOUNTS = (
-    ("admin", "Staff dell'Ambito (ambito_admin)"),
-    ("protocollo", "Ufficio protocollo (protocol_officer)"),
-    ("clusone", "Operatore del Comune di Clusone (comune_operator)"),
-    ("as.clusone", "Assistente sociale del Comune di Clusone (social_worker)"),
-)
-
 
 def migrate(services: list[str]) -> None:
     for name in services or runtimes.ALL:
@@ -50,7 +43,7 @@ def seed() -> None:
             intake.reference_data.load_demo_data(session, platform.data_dir, dt.date.today())
     if platform.demo:
         with session_scope(runtimes.build("gateway").session_factory) as session:
-            gateway.services.seed_demo_accounts(session, platform.demo_password)
+            gateway.services.seed_demo_accounts(session, platform.demo_password, platform=platform)
     print("reference data loaded" + (" (with demo data)" if platform.demo else ""))
 
 
@@ -100,8 +93,10 @@ def run(host: str, port: int) -> int:
         print(f"\n  Piattaforma Ambito pronta: {url}\n")
         if platform.demo:
             print(f"  Accessi dimostrativi (password: {platform.demo_password}):")
-            for username, what in DEMO_ACCOUNTS:
-                print(f"    {username:<12} {what}")
+            from gateway.services import DEMO_ACCOUNTS
+
+            for username, display_name, roles, _comune in DEMO_ACCOUNTS:
+                print(f"    {username:<12} {display_name} ({', '.join(roles)})")
         print(f"\n  Posta in uscita (.eml): {platform.var_dir / 'mail'}\n  Ctrl-C per fermare.\n",
               flush=True)
         while all(p.poll() is None for p in processes):

@@ -1,0 +1,1 @@
+"""Gateway: operator login, identity tokens, the portal, platform health and the OpenAPI index."""
