@@ -1,0 +1,102 @@
+"""The protocol inbox API (``/api/documents``), for protocol officers only."""
+
+from __future__ import annotations
+
+from ambito_common.db import db_session
+from ambito_common.identity import PROTOCOL_OFFICER, Identity, current_identity, require_roles
+from ambito_common.web import new_spec
+from apispec import APISpec
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import services
+from .downloads import file_response, zip_response
+from .runtime import Runtime
+from .schemas import PackageListQuerySchema, PackageSchema, RegistrationSchema
+
+bp = Blueprint("documents_api", __name__, url_prefix="/api/documents")
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["runtime"]
+
+
+def actor_label(identity: Identity | None) -> str:
+    """Who did it, as the timeline and the package record show it."""
+    if identity is None:
+        return ""
+    if identity.display_name:
+        return f"{identity.display_name} ({identity.username})"
+    return identity.username or identity.subject
+
+
+@bp.get("/packages")
+@require_roles(PROTOCOL_OFFICER)
+def list_packages() -> Response:
+    status = PackageListQuerySchema().load(request.args).get("status")
+    packages = services.list_packages(db_session(), [status] if status else None)
+    return jsonify(PackageSchema(many=True).dump(packages))
+
+
+@bp.get("/packages/<package_id>")
+@require_roles(PROTOCOL_OFFICER)
+def get_package(package_id: str) -> Response:
+    return jsonify(PackageSchema().dump(services.get_package(db_session(), package_id)))
+
+
+@bp.get("/packages/<package_id>/files/<name>")
+@require_roles(PROTOCOL_OFFICER)
+def download_file(package_id: str, name: str) -> Response:
+    return file_response(runtime().store, services.get_package(db_session(), package_id), name)
+
+
+@bp.get("/packages/<package_id>/download")
+@require_roles(PROTOCOL_OFFICER)
+def download_package(package_id: str) -> Response:
+    return zip_response(runtime().store, services.get_package(db_session(), package_id))
+
+
+@bp.post("/packages/<package_id>/registration")
+@require_roles(PROTOCOL_OFFICER)
+def register(package_id: str) -> Response:
+    body = request.get_json(silent=True)
+    session = db_session()
+    package = services.register_protocol(session, package_id, body if isinstance(body, dict) else {},
+                                         actor=actor_label(current_identity()))
+    session.commit()
+    return jsonify(PackageSchema().dump(package))
+
+
+def api_spec() -> APISpec:
+    spec = new_spec("documents", "Ambito - Documenti e protocollo")
+    spec.components.schema("Package", schema=PackageSchema)
+    spec.components.schema("Registration", schema=RegistrationSchema)
+    secured = {"security": [{"bearer": []}], "tags": ["protocollo"]}
+    problem = {"description": "Errore (application/problem+json)"}
+    package_id = {"in": "path", "name": "package_id", "required": True, "schema": {"type": "string"}}
+    package_json = {"application/json": {"schema": "Package"}}
+    errors = {"401": problem, "403": problem, "404": problem}
+    spec.path(path="/api/documents/packages", operations={"get": {
+        **secured, "summary": "Pacchetti ricevuti, dal più recente",
+        "parameters": [{"in": "query", "schema": PackageListQuerySchema}],
+        "responses": {"200": {"description": "Elenco dei pacchetti", "content": {"application/json": {
+            "schema": {"type": "array", "items": "Package"}}}}, "401": problem, "403": problem,
+            "422": problem}}})
+    spec.path(path="/api/documents/packages/{package_id}", operations={"get": {
+        **secured, "summary": "Un pacchetto", "parameters": [package_id],
+        "responses": {"200": {"description": "Il pacchetto", "content": package_json}, **errors}}})
+    spec.path(path="/api/documents/packages/{package_id}/files/{name}", operations={"get": {
+        **secured, "summary": "Un file del pacchetto",
+        "parameters": [package_id, {"in": "path", "name": "name", "required": True,
+                                    "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "Il file (Content-Disposition: attachment)"}, **errors}}})
+    spec.path(path="/api/documents/packages/{package_id}/download", operations={"get": {
+        **secured, "summary": "L'intero pacchetto in formato .zip", "parameters": [package_id],
+        "responses": {"200": {"description": "Archivio .zip", "content": {"application/zip": {}}},
+                      **errors}}})
+    spec.path(path="/api/documents/packages/{package_id}/registration", operations={"post": {
+        **secured, "summary": "Registra il numero di protocollo assegnato dal protocollo del destinatario",
+        "parameters": [package_id],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": "Registration"}}},
+        "responses": {"200": {"description": "Il pacchetto protocollato", "content": package_json},
+                      **errors, "409": problem, "422": problem}}})
+    return spec

@@ -1,0 +1,86 @@
+"""Settings of the documents service (``DOCUMENTS_*`` environment variables).
+
+In embedded mode a development PKI (test CA, seal certificate, TSA certificate)
+is generated under ``var/pki`` and the seal defaults to its ``seal.p12``. In
+distributed mode the seal (a PKCS#12 file and its password) and the trust root
+its seals are verified against are mounted secrets, and a missing one stops
+the process at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ambito_common.settings import (
+    PlatformSettings,
+    SettingsError,
+    platform_settings,
+    read_env,
+    require,
+    service_database_url,
+)
+from ambito_common.web import COMMON_STATIC, load_ambito
+
+from .builders import DEV_P12_PASSWORD
+from .delivery import BACKENDS
+
+#: Titillium Web as vendored with Bootstrap Italia: the PDFs use the UI's typeface when present.
+BUNDLED_FONT_DIR = COMMON_STATIC / "vendor" / "bootstrap-italia" / "fonts" / "Titillium_Web"
+
+
+@dataclass(frozen=True)
+class Settings:
+    platform: PlatformSettings
+    database_url: str  # DOCUMENTS_DATABASE_URL; SQLite var/documents.sqlite3 when embedded
+    storage_dir: Path  # DOCUMENTS_STORAGE_DIR: package files, one folder per package (var/documents)
+    pki_dir: Path  # DOCUMENTS_PKI_DIR: the development PKI generated in embedded mode (var/pki)
+    seal_p12_file: Path  # DOCUMENTS_SEAL_P12_FILE: the seal key + certificate (required when distributed)
+    seal_p12_password: str  # DOCUMENTS_SEAL_P12_PASSWORD (required when distributed)
+    seal_trust_file: Path  # DOCUMENTS_SEAL_TRUST_FILE: PEM CA(s) seals are verified against (pki/ca.pem)
+    tsa_url: str | None  # DOCUMENTS_TSA_URL: RFC 3161 timestamp authority; none = PAdES B-B
+    message_from: str  # DOCUMENTS_MESSAGE_FROM: the platform's PEC sender (default: lead body's PEC)
+    font_dir: Path | None  # DOCUMENTS_FONT_DIR: Titillium Web files for the PDFs (vendored copy if any)
+    delivery_backend: str  # DOCUMENTS_DELIVERY_BACKEND: how packages reach the protocol ("inbox")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        platform = platform_settings(environ)
+        env = read_env(environ)
+        with env.prefixed("DOCUMENTS_"):
+            storage_dir = env.path("STORAGE_DIR", platform.var_dir / "documents")
+            pki_dir = env.path("PKI_DIR", platform.var_dir / "pki")
+            p12_file = env.str("SEAL_P12_FILE", "")
+            p12_password = env.str("SEAL_P12_PASSWORD", "")
+            trust_file = env.str("SEAL_TRUST_FILE", "")
+            tsa_url = env.str("TSA_URL", "") or None
+            message_from = env.str("MESSAGE_FROM", "")
+            font_dir = env.str("FONT_DIR", "")
+            delivery_backend = env.str("DELIVERY_BACKEND", "inbox")
+        if platform.embedded:
+            p12_file = p12_file or str(pki_dir / "seal.p12")
+            p12_password = p12_password or DEV_P12_PASSWORD
+            trust_file = trust_file or str(pki_dir / "ca.pem")
+        require(p12_file, "DOCUMENTS_SEAL_P12_FILE")
+        require(p12_password, "DOCUMENTS_SEAL_P12_PASSWORD")
+        require(trust_file, "DOCUMENTS_SEAL_TRUST_FILE")
+        if font_dir and not Path(font_dir).is_dir():
+            raise SettingsError(f"DOCUMENTS_FONT_DIR: {font_dir} is not a directory")
+        if delivery_backend not in BACKENDS:
+            raise SettingsError(f"DOCUMENTS_DELIVERY_BACKEND must be one of {', '.join(sorted(BACKENDS))}, "
+                                f"not {delivery_backend!r}")
+        default_font_dir = BUNDLED_FONT_DIR if BUNDLED_FONT_DIR.is_dir() else None
+        return cls(
+            platform=platform,
+            database_url=service_database_url(env, "documents", platform),
+            storage_dir=storage_dir.resolve(),
+            pki_dir=pki_dir.resolve(),
+            seal_p12_file=Path(p12_file),
+            seal_p12_password=p12_password,
+            seal_trust_file=Path(trust_file),
+            tsa_url=tsa_url,
+            message_from=message_from or load_ambito(platform)["lead_body"]["pec"],
+            font_dir=Path(font_dir) if font_dir else default_font_dir,
+            delivery_backend=delivery_backend,
+        )
