@@ -30,7 +30,7 @@ VALID_APPLICATION: dict[str, Any] = {
     "organisation": {
         "name": "Cooperativa Sociale Il Sentiero",
         "category": "ets",
-        "legal_form": "cooperativa sociale",
+        "legal_form": "cooperativa_sociale",
         "tax_code": "01234560165",
         "runts_number": "123456",
         "address": {"street": "Via Roma 1", "postal_code": "24023", "municipality": "Clusone",
@@ -281,7 +281,8 @@ def distributed_platform(tmp: Path, *, redis_db: int, visibility_timeout: int = 
             GATEWAY_SERVICE_URLS=",".join(f"{name}=http://127.0.0.1:{ports[name]}"
                                           for name in ("intake", "vouchers", "documents")),
             DOCUMENTS_STORAGE_DIR=str(tmp / "documents"),
-            DOCUMENTS_PKI_DIR=str(pki.directory),
+            DOCUMENTS_SEAL_P12_FILE=str(pki.seal_p12), DOCUMENTS_SEAL_P12_PASSWORD=pki.p12_password,
+            DOCUMENTS_SEAL_TRUST_FILE=str(pki.ca_cert),
             **{f"{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
         )
         (tmp / "logs").mkdir(parents=True, exist_ok=True)
@@ -308,7 +309,7 @@ def distributed_platform(tmp: Path, *, redis_db: int, visibility_timeout: int = 
         processes.start("nginx", ["nginx", "-e", "stderr", "-p", f"{prefix}/", "-c",
                                   str(prefix / "nginx.conf"), "-g", "daemon off;"], env)
         platform = Platform(public_url, env, processes, tmp / "var", mail,
-                            ca_file=pki.directory / "ca.pem")
+                            ca_file=pki.ca_cert)
         platform.wait_healthy()
         yield platform
 

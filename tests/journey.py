@@ -8,6 +8,7 @@ the standard it claims to meet.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import hashlib
 import io
@@ -16,6 +17,7 @@ import zipfile
 from email import policy
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from ambito_common.testing import SHARED_DIR
@@ -25,6 +27,7 @@ from tests.harness import Platform
 
 SEGNATURA_XSD = SHARED_DIR / "standards" / "agid-protocollo" / "segnatura_protocollo.xsd"
 LEAD_PEC = "protocollo@pec.comune.clusone.bg.it"
+PROTOCOL_NUMBER = "2026/0012345"
 
 
 def walk_journey(platform: Platform) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def walk_journey(platform: Platform) -> dict[str, Any]:
                          headers=officer, timeout=10)
     assert inbox.status_code == 200, inbox.text
     package = next(p for p in inbox.json() if p["id"] == package_id)
-    assert LEAD_PEC in package["recipient"] or "Clusone" in package["recipient"]
+    assert package["recipient"]["pec"] == LEAD_PEC
 
     files = {f["name"]: (f, fetch(platform, officer, package_id, f["name"])) for f in package["files"]}
     check_package(files, platform.seal_ca)
@@ -52,12 +55,13 @@ def walk_journey(platform: Platform) -> dict[str, Any]:
     with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
         assert sorted(bundle.namelist()) == sorted(files)
 
+    today = dt.datetime.now(ZoneInfo("Europe/Rome")).date().isoformat()
     registration = requests.post(
         f"{platform.url}/api/documents/packages/{package_id}/registration", headers=officer,
-        json={"number": "2026/0012345", "date": "2026-11-20"}, timeout=10)
+        json={"number": PROTOCOL_NUMBER, "date": today}, timeout=10)
     assert registration.status_code == 200, registration.text
     registered = platform.wait_status(code, "registered")
-    assert registered["protocol"] == {"number": "2026/0012345", "date": "2026-11-20"}
+    assert registered["protocol"] == {"number": PROTOCOL_NUMBER, "date": today}
     return {"tracking_code": code, "package_id": package_id, "files": files}
 
 

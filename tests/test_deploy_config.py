@@ -118,7 +118,8 @@ def test_web_services_report_health_on_their_own_endpoint(compose: dict) -> None
 
 def test_secrets_are_files_outside_git_never_inline_values(compose: dict) -> None:
     secrets = compose["secrets"]
-    assert {"identity_private_key", "identity_public_key", "seal_p12", "seal_p12_password"} <= set(secrets)
+    assert {"identity_private_key", "identity_public_key", "seal_p12", "seal_p12_password",
+            "seal_ca"} <= set(secrets)
     for name, spec in secrets.items():
         assert set(spec) == {"file"}, name
         assert spec["file"].startswith("deploy/secrets/"), name
@@ -162,7 +163,8 @@ def test_documents_web_and_worker_share_storage_and_seal(compose: dict) -> None:
         assert "documents-storage:/var/lib/ambito/documents" in services[name]["volumes"]
         assert services[name]["environment"]["DOCUMENTS_STORAGE_DIR"] == "/var/lib/ambito/documents"
         targets = {secret["target"] for secret in services[name]["secrets"] if isinstance(secret, dict)}
-        assert targets == {"/run/secrets/pki/seal.p12", "/run/secrets/pki/seal.p12.password"}
+        assert targets == {"/run/secrets/pki/seal.p12", "/run/secrets/pki/seal.p12.password",
+                           "/run/secrets/pki/ca.pem"}
     assert {"pgdata", "documents-storage"} <= set(compose["volumes"])
 
 

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests.harness import distributed_platform
-from tests.journey import walk_journey
+from tests.journey import PROTOCOL_NUMBER, walk_journey
 
 pytestmark = pytest.mark.slow
 
@@ -17,6 +17,6 @@ def test_coprogramming_journey_distributed(tmp_path):
         # nginx is really in front: its security headers are on every answer.
         page = requests.get(f"{platform.url}/intake/domande/{result['tracking_code']}", timeout=10)
         assert page.status_code == 200
-        assert "2026/0012345" in page.text
+        assert PROTOCOL_NUMBER in page.text
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]

@@ -37,7 +37,7 @@ class Settings:
     storage_dir: Path  # DOCUMENTS_STORAGE_DIR: package files, one folder per package (var/documents)
     pki_dir: Path  # DOCUMENTS_PKI_DIR: the development PKI generated in embedded mode (var/pki)
     seal_p12_file: Path  # DOCUMENTS_SEAL_P12_FILE: the seal key + certificate (required when distributed)
-    seal_p12_password: str  # DOCUMENTS_SEAL_P12_PASSWORD (required when distributed)
+    seal_p12_password: str  # DOCUMENTS_SEAL_P12_PASSWORD or ..._PASSWORD_FILE (required when distributed)
     seal_trust_file: Path  # DOCUMENTS_SEAL_TRUST_FILE: PEM CA(s) seals are verified against (pki/ca.pem)
     tsa_url: str | None  # DOCUMENTS_TSA_URL: RFC 3161 timestamp authority; none = PAdES B-B
     message_from: str  # DOCUMENTS_MESSAGE_FROM: the platform's PEC sender (default: lead body's PEC)
@@ -53,11 +53,15 @@ class Settings:
             pki_dir = env.path("PKI_DIR", platform.var_dir / "pki")
             p12_file = env.str("SEAL_P12_FILE", "")
             p12_password = env.str("SEAL_P12_PASSWORD", "")
+            # A password kept in a mounted secret file rather than in the environment.
+            p12_password_file = env.str("SEAL_P12_PASSWORD_FILE", "")
             trust_file = env.str("SEAL_TRUST_FILE", "")
             tsa_url = env.str("TSA_URL", "") or None
             message_from = env.str("MESSAGE_FROM", "")
             font_dir = env.str("FONT_DIR", "")
             delivery_backend = env.str("DELIVERY_BACKEND", "inbox")
+        if p12_password_file and not p12_password:
+            p12_password = Path(p12_password_file).read_text(encoding="utf-8").strip()
         if platform.embedded:
             p12_file = p12_file or str(pki_dir / "seal.p12")
             p12_password = p12_password or DEV_P12_PASSWORD
