@@ -13,16 +13,17 @@ import hmac
 import secrets
 
 from flask import Flask, g, request
-from werkzeug.exceptions import BadRequest
+
+from .errors import DomainError
 
 CSRF_COOKIE = "ambito_csrf"
 CSRF_FIELD = "csrf_token"
 FORM_MIMETYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
 
 
-class CsrfFailed(BadRequest):
-    description = ("Il modulo è scaduto o non proviene da questo sito. "
-                   "Ricarichi la pagina e invii di nuovo i dati.")
+class CsrfFailed(DomainError):
+    status = 400
+    title = "Modulo non valido"
 
 
 def csrf_token() -> str:
@@ -46,7 +47,8 @@ def init_csrf(app: Flask, *, secure_cookie: bool) -> None:
         cookie = request.cookies.get(CSRF_COOKIE, "")
         sent = request.form.get(CSRF_FIELD, "")
         if not cookie or not hmac.compare_digest(cookie, sent):
-            raise CsrfFailed()
+            raise CsrfFailed("Il modulo è scaduto o non proviene da questo sito. "
+                             "Ricarichi la pagina e invii di nuovo i dati.")
 
     @app.after_request
     def _set_cookie(response):  # type: ignore[no-untyped-def]

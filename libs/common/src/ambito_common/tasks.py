@@ -24,12 +24,13 @@ SERVICES = ("intake", "vouchers", "documents")
 def broker_transport_options(platform: PlatformSettings) -> dict[str, Any]:
     if platform.broker_url.startswith("filesystem://"):
         folder = Path(platform.broker_url.removeprefix("filesystem://"))
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     # Redis re-delivers a message a dead worker held after this many seconds.
