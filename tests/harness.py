@@ -8,6 +8,7 @@ project's nginx configuration, a Celery worker per queue, PostgreSQL, Redis).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -104,6 +105,17 @@ class Processes:
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The structured (JSON) log events a process wrote."""
+        events = []
+        for line in self.log(name).splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return events
+
     def kill(self, name: str) -> None:
         """SIGKILL the process and its children (a prefork worker's pool) at once."""
         process = self.running.pop(name)
@@ -174,11 +186,13 @@ class Platform:
         calls = requests.get(self.url + "/api/intake/calls", timeout=10).json()
         return next(call for call in calls if call["status"] == "open")
 
-    def submit(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    def submit(self, payload: dict[str, Any] | None = None, *,
+               request_id: str | None = None) -> dict[str, Any]:
         call = self.open_call()
         payload = application_for(call, payload)
+        headers = {"X-Request-ID": request_id} if request_id else {}
         response = requests.post(f"{self.url}/api/intake/calls/{call['slug']}/applications",
-                                 json=payload, timeout=30)
+                                 json=payload, headers=headers, timeout=30)
         assert response.status_code == 201, response.text
         return response.json()
 

@@ -13,6 +13,7 @@ import email
 import hashlib
 import io
 import json
+import uuid
 import zipfile
 from email import policy
 from pathlib import Path
@@ -31,7 +32,8 @@ PROTOCOL_NUMBER = "2026/0012345"
 
 
 def walk_journey(platform: Platform) -> dict[str, Any]:
-    receipt = platform.submit()
+    request_id = uuid.uuid4().hex
+    receipt = platform.submit(request_id=request_id)
     assert receipt["status"] == "received"
     code = receipt["tracking_code"]
 
@@ -62,7 +64,8 @@ def walk_journey(platform: Platform) -> dict[str, Any]:
     assert registration.status_code == 200, registration.text
     registered = platform.wait_status(code, "registered")
     assert registered["protocol"] == {"number": PROTOCOL_NUMBER, "date": today}
-    return {"tracking_code": code, "package_id": package_id, "files": files}
+    return {"tracking_code": code, "package_id": package_id, "files": files,
+            "application_id": receipt["id"], "request_id": request_id}
 
 
 def fetch(platform: Platform, headers: dict[str, str], package_id: str, name: str) -> bytes:

@@ -22,3 +22,12 @@ def test_coprogramming_journey_embedded(tmp_path):
                              timeout=30, what="the receipt e-mail")[0]
         message = email.message_from_bytes(receipt, policy=policy.default)
         assert message["To"].addresses[0].addr_spec == "info@ilsentiero.example.it"
+
+        # The request id given at submission follows the application into the worker:
+        # the documents build and the status callbacks back to intake log it.
+        traced = {event["event"] for event in platform.processes.events("worker")
+                  if event.get("request_id") == result["request_id"]}
+        assert {"package_build_start", "package_build_done"} <= traced
+        assert any(event.get("request_id") == result["request_id"]
+                   and event.get("task") == "intake.package_status"
+                   for event in platform.processes.events("worker"))

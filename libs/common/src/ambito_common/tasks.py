@@ -15,8 +15,8 @@ import structlog
 from celery import Celery, signals
 
 from . import heartbeat  # noqa: F401 - connects the worker heartbeat to worker_ready
-from .logging import bind_request_id, current_request_id
-from .settings import PlatformSettings
+from .logging import bind_request_id, configure_logging, current_request_id
+from .settings import PlatformSettings, platform_settings
 
 SERVICES = ("intake", "vouchers", "documents")
 
@@ -52,12 +52,19 @@ def make_celery(main: str, platform: PlatformSettings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        # Our structlog lines go to stderr as they are (one JSON object a line in production).
+        worker_redirect_stdouts=False,
         task_routes={f"{service}.*": {"queue": service} for service in SERVICES},
         task_default_queue=main if main in SERVICES else "celery",
         timezone="Europe/Rome",
         enable_utc=True,
     )
     return app
+
+
+@signals.worker_init.connect
+def _configure_worker_logging(**_: Any) -> None:
+    configure_logging(json=platform_settings().log_json)
 
 
 @signals.before_task_publish.connect
