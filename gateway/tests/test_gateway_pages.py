@@ -149,3 +149,13 @@ def test_logout_from_the_portal(gateway_client, gateway_login):
     page = _page(response)
     assert response.request.path == "/"
     assert 'href="/accesso"' in page and "/auth/logout" not in page
+
+
+def test_accessibility_statement_linked_from_every_page_exists(gateway_client):
+    portal = gateway_client.get("/").get_data(as_text=True)
+    assert 'href="/accessibilita"' in portal
+    page = gateway_client.get("/accessibilita")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "<h1>Dichiarazione di accessibilità</h1>" in text
+    assert "mailto:ambito@comune.clusone.bg.it" in text

@@ -76,6 +76,11 @@ def portal() -> Response:
     return response
 
 
+@bp.get("/accessibilita")
+def accessibility() -> str:
+    return render_template("accessibility.html")
+
+
 @bp.route("/accesso", methods=["GET", "POST"])
 def login_page() -> tuple[str, int] | Response:
     next_path = safe_next(request.values.get("next"))
