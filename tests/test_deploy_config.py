@@ -130,7 +130,9 @@ def test_secrets_are_files_outside_git_never_inline_values(compose: dict) -> Non
     for name, service in compose["services"].items():
         for key, value in service.get("environment", {}).items():
             assert "PRIVATE KEY" not in str(value), (name, key)
-            if re.search(r"PASSWORD|SECRET_KEY", key):
+            if key.endswith("_FILE"):  # a path to a mounted secret, not the secret
+                assert str(value).startswith("/run/secrets/"), (name, key)
+            elif re.search(r"PASSWORD|SECRET_KEY", key):
                 assert str(value).startswith("${"), (name, key)
             if key.endswith("DATABASE_URL"):
                 assert ":${POSTGRES_PASSWORD:?" in value, (name, key)

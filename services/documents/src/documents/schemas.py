@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from ambito_common.forms import FormSchema
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from .models import FILE_ROLES, STATUSES
 
@@ -54,7 +55,7 @@ class PackageListQuerySchema(Schema):
                                      "description": "Solo i pacchetti in questo stato"})
 
 
-class RegistrationSchema(Schema):
+class RegistrationSchema(FormSchema):
     """The protocol number and date the recipient's protocol system assigned."""
 
     class Meta:
@@ -68,17 +69,3 @@ class RegistrationSchema(Schema):
         **REQUIRED, "invalid": "Data non valida: usare il formato AAAA-MM-GG."},
         metadata={"label": "Data di protocollo", "widget": "date",
                   "help": "Scegliere la data dal calendario o scriverla come aaaa-mm-gg."})
-
-    @pre_load
-    def _blank_is_missing(self, data: Any, **_: Any) -> Any:
-        """A blank form field means "not given", so it reads "Campo obbligatorio"."""
-        if not isinstance(data, dict):
-            return data
-        cleaned = {}
-        for key, value in data.items():
-            if isinstance(value, str):
-                value = value.strip()
-                if not value:
-                    continue
-            cleaned[key] = value
-        return cleaned
