@@ -49,7 +49,7 @@ def seed() -> None:
 
 def serve_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "1",
-            "--threads", "8", "--timeout", "120", "--access-logfile", "-", "ambito.wsgi:app"]
+            "--threads", "8", "--timeout", "120", "ambito.wsgi:app"]
 
 
 def worker_command() -> list[str]:
