@@ -201,3 +201,95 @@ def intake_worker(intake_runtime: Runtime, intake_env: dict[str, str],
     worker_runtime.cache_clear()
     yield worker_runtime()
     worker_runtime.cache_clear()
+
+
+# SAD voucher requests
+
+
+def _sad_payload(**overrides: Any) -> dict[str, Any]:
+    """A valid SAD request for a beneficiary of Schilpario; ``overrides`` replace top-level parts."""
+    payload: dict[str, Any] = {
+        "applicant": {"first_name": "Luigi", "last_name": "Verdi", "tax_code": "VRDLGU70M01C800H",
+                      "email": "luigi.verdi@example.it", "phone": "333 7654321", "relation": "family"},
+        "beneficiary": {"first_name": "Giovanna", "last_name": "Berti", "tax_code": "BRTGNN40A41C800C",
+                        "birth_date": "1940-01-01", "comune": "schilpario", "address": "Via Manzoni 3",
+                        "phone": "0346 55001"},
+        "condition": {"category": "elderly", "invalidity_percent": 100, "law104_severe": True,
+                      "attendance_allowance": True},
+        "isee": {"value_cents": 950000, "dsu_protocol": "INPS-ISEE-2026-012345678-00",
+                 "expires_on": f"{dt.date.today().year + 1}-01-15"},
+        "needs": ["personal_care", "meals"],
+        "current_services": "Pasti a domicilio",
+        "preferred_provider": "coop-sociale-scalve",
+        "self_declaration": True, "health_data_consent": True,
+    }
+    payload.update(overrides)
+    return payload
+
+
+@pytest.fixture
+def intake_sad_payload() -> Callable[..., dict[str, Any]]:
+    return _sad_payload
+
+
+@pytest.fixture
+def intake_token(intake_env: dict[str, str]) -> Callable[..., dict[str, str]]:
+    """Authorization headers for a user with ``roles`` (and a ``comune``), signed like the gateway's."""
+    from ambito_common.identity import Identity, TokenIssuer
+
+    key = Path(intake_env["AMBITO_IDENTITY_PUBLIC_KEY_FILE"]).with_name("identity.pem")
+    issuer = TokenIssuer(key.read_bytes(), dt.timedelta(minutes=10))
+
+    def headers(username: str, *roles: str, comune: str | None = None) -> dict[str, str]:
+        token = issuer.issue(Identity(subject=username, username=username, roles=roles, comune=comune,
+                                      display_name=username.replace(".", " ").title()))
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+@pytest.fixture
+def intake_upload(intake_client: FlaskClient) -> Callable[..., Any]:
+    """POST a file as a browser's multipart form would (with the CSRF double-submit)."""
+    import io
+
+    def upload(code: str, content: bytes, *, name: str = "isee.pdf", kind: str = "isee"):  # type: ignore[no-untyped-def]
+        intake_client.set_cookie("ambito_csrf", "test-token")
+        return intake_client.post(f"/api/intake/sad-requests/{code}/attachments", data={
+            "file": (io.BytesIO(content), name), "kind": kind, "csrf_token": "test-token"},
+            content_type="multipart/form-data")
+
+    return upload
+
+
+# Desk bookings
+
+
+def _booking_payload(start: str, location: str = "clusone", **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "location": location, "start": start, "topic": "amministrazione_di_sostegno",
+        "person": {"first_name": "Paola", "last_name": "Bonetti"},
+        "concerning": {"first_name": "Giacomo", "last_name": "Bonetti", "relation": "padre"},
+        "comune": "rovetta", "contact": {"email": "paola.bonetti@example.it", "phone": "333 1112223"},
+        "mode": "in_person",
+    }
+    payload.update(overrides)
+    return payload
+
+
+@pytest.fixture
+def intake_booking_payload() -> Callable[..., dict[str, Any]]:
+    return _booking_payload
+
+
+@pytest.fixture
+def intake_free_slot(intake_client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    """The first bookable slot of a location with all its seats free, as the availability API gives it."""
+
+    def first(location: str = "clusone", capacity: int = 2) -> dict[str, Any]:
+        today = dt.date.today()
+        slots = intake_client.get(f"/api/intake/desk/availability?location={location}"
+                                  f"&from={today}&to={today + dt.timedelta(days=60)}").get_json()
+        return next(s for s in slots if s["remaining"] == capacity)
+
+    return first

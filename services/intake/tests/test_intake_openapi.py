@@ -17,7 +17,17 @@ def test_intake_openapi_document(intake_client) -> None:
     paths = spec["paths"]
     assert set(paths) == {"/api/intake/calls", "/api/intake/calls/{slug}",
                           "/api/intake/calls/{slug}/applications",
-                          "/api/intake/applications/{tracking_code}"}
+                          "/api/intake/applications/{tracking_code}", "/api/intake/comuni",
+                          "/api/intake/sad-requests", "/api/intake/sad-requests/{tracking_code}/attachments",
+                          "/api/intake/sad-requests/{tracking_code}/submit",
+                          "/api/intake/sad-requests/{tracking_code}/documents-sent",
+                          "/api/intake/sad-requests/{request_id}",
+                          *(f"/api/intake/sad-requests/{{request_id}}/{action}" for action in (
+                              "notes", "care-plan", "approve", "reject", "request-documents")),
+                          "/api/intake/desk/locations", "/api/intake/desk/availability",
+                          "/api/intake/desk/bookings", "/api/intake/desk/bookings/{booking_id}",
+                          "/api/intake/desk/bookings/{booking_id}/reschedule",
+                          "/api/intake/desk/bookings/{booking_id}/calendar.ics", "/api/intake/desk/closures"}
     post = paths["/api/intake/calls/{slug}/applications"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ApplicationForm"}
@@ -35,7 +45,12 @@ def test_intake_openapi_document(intake_client) -> None:
     assert "runts_number" not in schemas["Organisation"]["required"]
     assert schemas["Call"]["properties"]["deadline"]["format"] == "date-time"
     status = schemas["ApplicationStatus"]["properties"]
-    assert status["status"]["enum"] == ["received", "packaged", "delivered", "registered"]
+    assert status["status"]["enum"] == ["draft", "received", "packaged", "delivered", "registered"]
+    sad_form = schemas["SadRequestForm"]
+    assert {"applicant", "beneficiary", "condition", "needs", "self_declaration",
+            "health_data_consent"} <= set(sad_form["required"])
+    upload = paths["/api/intake/sad-requests/{tracking_code}/attachments"]["post"]
+    assert {"201", "413", "415", "422"} <= set(upload["responses"])
 
 
 def test_intake_openapi_health(intake_client) -> None:

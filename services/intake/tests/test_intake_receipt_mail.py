@@ -62,7 +62,7 @@ def test_intake_receipt_mail_is_sent_once_over_smtp(intake_client, intake_payloa
     assert group_tracking_code(code) in message["Subject"]
     body = message.get_payload(decode=True).decode(message.get_content_charset())
     assert group_tracking_code(code) in body
-    assert "Registrazione: ISTANZE_ONLINE 0000001 del " in body
+    assert "Registrazione: n. 0000001 del " in body and "(registro istanze online)" in body
     assert f"https://ambito.example.it/intake/domande/{code}" in body
     assert "Aree tematiche: Minori e famiglia, Inclusione sociale" in body
     with worker_runtime().session_factory() as session:

@@ -68,7 +68,7 @@ def test_intake_submit_accepts_and_writes_everything_in_one_go(intake_client, in
     assert set(document) == {"header", "title", "subtitle", "sections", "declarations", "submitted_at",
                              "tracking_code", "registration"}
     assert document["header"] == {"lead_body": "Comune di Clusone", "ambito": ambito["name"]}
-    assert document["registration"] == f"ISTANZE_ONLINE 0000001 del {today:%d/%m/%Y}"
+    assert document["registration"] == f"n. 0000001 del {today:%d/%m/%Y} (registro istanze online)"
     assert document["submitted_at"] == f"{today:%d/%m/%Y %H:%M}"
     assert [s["title"] for s in document["sections"]] == [
         "Ente richiedente", "Legale rappresentante", "Referente", "Aree tematiche"]
@@ -188,7 +188,7 @@ def test_intake_submit_register_is_gapless_and_restarts_on_1_january(
     fourth = submit(4, new_year + dt.timedelta(minutes=1))
     numbers = [(a.register_year, a.register_number) for a in (first, second, third, fourth)]
     assert numbers == [(2026, 1), (2026, 2), (2027, 1), (2027, 2)]
-    assert services.registration_label(third) == "ISTANZE_ONLINE 0000001 del 01/01/2027"
+    assert services.registration_label(third) == "n. 0000001 del 01/01/2027 (registro istanze online)"
     with intake_runtime.session_factory() as session:
         counters = session.execute(select(RegisterCounter.year, RegisterCounter.last_number)
                                    .order_by(RegisterCounter.year)).all()
@@ -206,7 +206,7 @@ def test_intake_submit_through_the_page_redirects_to_the_receipt(
     doc = html.fromstring(receipt.text)
     text = " ".join(doc.text_content().split())
     assert doc.get_element_by_id("codice-tracciamento").text_content() == group_tracking_code(code)
-    assert "ISTANZE_ONLINE 0000001 del" in text
+    assert "n. 0000001 del" in text and "(registro istanze online)" in text
     assert doc.get_element_by_id("stato-domanda").text_content() == "ricevuta"
     assert doc.xpath(f"//a[normalize-space()='Aggiorna'][@href='/intake/domande/{code}']")
     with intake_runtime.session_factory() as session:

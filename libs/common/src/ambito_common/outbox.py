@@ -59,6 +59,9 @@ class OutboxRelay:
         return self
 
     def _after_commit(self, session: Session) -> None:
+        # Releasing a SAVEPOINT fires this event too; only the outermost commit makes rows visible.
+        if session.in_nested_transaction():
+            return
         if session.info.pop(_PENDING_FLAG, False):
             try:
                 self.relay()

@@ -16,7 +16,7 @@ from ambito_common.web import ROME, new_spec
 from apispec import APISpec
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from . import services
+from . import desk_api, sad, sad_api, services
 from .models import Application, Call
 from .schemas import (
     ApplicationCreatedOut,
@@ -73,7 +73,12 @@ def submit_application(slug: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/api/intake/applications/<tracking_code>")
 def get_application(tracking_code: str):  # type: ignore[no-untyped-def]
-    return jsonify(status_json(services.get_application(db_session(), tracking_code)))
+    """The status of an application or of a SAD request: one tracking code space, one endpoint."""
+    session = db_session()
+    request_found = sad.find_by_code(session, tracking_code)
+    if request_found is not None:
+        return jsonify(sad_api.status_json(request_found))
+    return jsonify(status_json(services.get_application(session, tracking_code)))
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -120,4 +125,6 @@ def build_spec() -> APISpec:
             "responses": {"200": {"description": "Stato e, se assegnato, protocollo",
                                   "content": {"application/json": {"schema": "ApplicationStatus"}}},
                           "404": _problem("Codice sconosciuto")}}})
+    sad_api.document_sad(spec, _problem)
+    desk_api.document_desk(spec, _problem)
     return spec

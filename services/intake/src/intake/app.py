@@ -8,7 +8,7 @@ from pathlib import Path
 from ambito_common.web import ROME, create_service_app
 from flask import Flask
 
-from . import api, views
+from . import api, desk_api, desk_views, sad_api, sad_views, views
 from .runtime import Runtime
 from .settings import Settings
 
@@ -37,5 +37,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.jinja_env.filters["weekday_it"] = weekday_it
     app.jinja_env.filters["time_it"] = time_it
     app.register_blueprint(api.bp)
+    app.register_blueprint(sad_api.bp)
+    app.register_blueprint(desk_api.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(sad_views.bp)
+    app.register_blueprint(desk_views.bp)
     return app

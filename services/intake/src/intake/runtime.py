@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from ambito_common.web import load_ambito
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from .desk import DeskConfig, ensure_link_key
 from .models import OutboxMessage
+from .sad import SadConfig
 from .settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -27,13 +30,21 @@ class Runtime:
     celery: Celery
     outbox: OutboxRelay
     ambito: dict[str, Any]  # data/ambiti/<code>/ambito.json: lead body, register
+    sad: SadConfig  # sad.json (providers, co-payment rules), aoo.json, upload limits
+    desk: DeskConfig  # desk.json: the Sportello's locations, hours, capacity
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         session_factory = make_session_factory(make_engine(settings.database_url))
         celery = make_celery("intake", settings.platform)
         outbox = OutboxRelay(OutboxMessage, session_factory, celery).install()
-        return cls(settings, session_factory, celery, outbox, load_ambito(settings.platform))
+        ambito = load_ambito(settings.platform)
+        sad = SadConfig.load(settings.platform.data_dir, ambito, storage_dir=settings.storage_dir,
+                             max_file_bytes=settings.upload_max_file_bytes,
+                             max_request_bytes=settings.upload_max_request_bytes,
+                             draft_ttl=dt.timedelta(days=settings.draft_ttl_days))
+        desk = DeskConfig.load(settings.platform.data_dir, ambito, ensure_link_key(settings.link_key_file))
+        return cls(settings, session_factory, celery, outbox, ambito, sad, desk)
 
     def migrate(self) -> None:
         migrate(MIGRATIONS, self.settings.database_url)

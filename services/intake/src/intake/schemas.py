@@ -287,9 +287,15 @@ class ProtocolOut(Schema):
 
 class ApplicationStatusOut(Schema):
     tracking_code = fields.String()
-    status = fields.String(validate=validate.OneOf(["received", "packaged", "delivered", "registered"]))
+    status = fields.String(validate=validate.OneOf(
+        ["draft", "received", "packaged", "delivered", "registered"]),
+                           metadata={"description": "Il cammino verso il protocollo; `draft` solo per una "
+                                                    "richiesta SAD non ancora presentata."})
     package_id = fields.String(allow_none=True)
     protocol = fields.Nested(ProtocolOut, allow_none=True)
+    case_status = fields.String(allow_none=True, validate=validate.OneOf(
+        ["new", "assessment", "documents_requested", "awaiting_budget", "rejected"]), metadata={
+        "description": "Solo per una richiesta SAD: la lavorazione del servizio sociale del comune."})
 
 
 class ProblemOut(Schema):

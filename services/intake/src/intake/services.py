@@ -99,9 +99,14 @@ def format_register_number(number: int) -> str:
 
 
 def registration_label(application: Application) -> str:
-    """``ISTANZE_ONLINE 0000001 del 21/11/2026``."""
-    return (f"{application.register_code} {format_register_number(application.register_number)} "
-            f"del {format_date(application.submitted_at)}")
+    """``n. 0000001 del 21/11/2026 (registro istanze online)``, as an office writes it.
+
+    Plain text: the receipt page, its e-mail, the application's history and the PDF all show it.
+    The register is named after its code (``ISTANZE_ONLINE``), which is an identifier, not words.
+    """
+    register = application.register_code.replace("_", " ").lower()
+    return (f"n. {format_register_number(application.register_number)} "
+            f"del {format_date(application.submitted_at)} (registro {register})")
 
 
 def next_register_number(session: Session, register_code: str, year: int) -> int:

@@ -8,7 +8,7 @@ import smtplib
 from ambito_common.db import session_scope, utcnow
 from celery import shared_task
 
-from . import services
+from . import desk, sad, services
 from .runtime import worker_runtime
 
 
@@ -26,8 +26,13 @@ def send_receipt(application_id: str) -> bool:
 @shared_task(name="intake.package_status")
 def package_status(source_ref: str, package_id: str | None, status: str,
                    protocol: dict[str, str] | None = None) -> str | None:
-    """Documents reports on a package: move the application forward (never back)."""
+    """Documents reports on a package: move the application or SAD request forward (never back)."""
     with session_scope(worker_runtime().session_factory) as session:
+        if source_ref.startswith(sad.SOURCE_PREFIX):
+            request = sad.record_package_status(
+                session, request_id=source_ref.removeprefix(sad.SOURCE_PREFIX), package_id=package_id,
+                status=status, protocol=protocol, now=utcnow())
+            return request.status if request else None
         application = services.record_package_status(session, source_ref=source_ref,
                                                      package_id=package_id, status=status,
                                                      protocol=protocol, now=utcnow())
@@ -42,9 +47,49 @@ def relay_outbox() -> int:
 
 @shared_task(name="intake.reconcile")
 def reconcile() -> int:
-    """Re-ask documents for packages still missing after INTAKE_PACKAGE_RETRY_SECONDS."""
+    """Re-ask documents for packages (applications and SAD requests) still missing after the retry delay."""
+    runtime = worker_runtime()
+    older_than = dt.timedelta(seconds=runtime.settings.package_retry_seconds)
+    with session_scope(runtime.session_factory) as session:
+        now = utcnow()
+        applications = services.requeue_stale_packages(session, now=now, older_than=older_than,
+                                                       ambito=runtime.ambito)
+        return applications + sad.requeue_stale_packages(session, now=now, older_than=older_than,
+                                                          config=runtime.sad)
+
+
+@shared_task(name="intake.send_sad_update", autoretry_for=(smtplib.SMTPException, OSError),
+             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+def send_sad_update(event_id: int) -> bool:
+    """E-mail the citizen about one transition of a SAD request, once."""
     runtime = worker_runtime()
     with session_scope(runtime.session_factory) as session:
-        return services.requeue_stale_packages(
-            session, now=utcnow(), older_than=dt.timedelta(seconds=runtime.settings.package_retry_seconds),
-            ambito=runtime.ambito)
+        return sad.send_update(session, event_id=event_id, platform=runtime.settings.platform,
+                               config=runtime.sad, now=utcnow())
+
+
+@shared_task(name="intake.purge_drafts")
+def purge_drafts() -> int:
+    """Delete SAD drafts past INTAKE_DRAFT_TTL_DAYS, with their files."""
+    runtime = worker_runtime()
+    with session_scope(runtime.session_factory) as session:
+        return sad.purge_expired_drafts(session, now=utcnow(), config=runtime.sad)
+
+
+@shared_task(name="intake.send_booking_mail", autoretry_for=(smtplib.SMTPException, OSError),
+             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+def send_booking_mail(booking_id: str, kind: str, sequence: int) -> bool:
+    """The confirmation (with .ics and manage link) or cancellation of a desk booking."""
+    runtime = worker_runtime()
+    with session_scope(runtime.session_factory) as session:
+        return desk.send_booking_mail(session, booking_id=booking_id, kind=kind, sequence=sequence,
+                                      config=runtime.desk, platform=runtime.settings.platform)
+
+
+@shared_task(name="intake.send_desk_reminders")
+def send_desk_reminders() -> int:
+    """Remind tomorrow's live bookings, once each (cancelled ones are never reminded)."""
+    runtime = worker_runtime()
+    with session_scope(runtime.session_factory) as session:
+        return desk.send_reminders(session, now=utcnow(), config=runtime.desk,
+                                   platform=runtime.settings.platform)

@@ -8,5 +8,9 @@ celery.conf.beat_schedule = {
     **relay_schedule("intake"),
     # The safety net that re-asks documents for packages a lost message never built.
     "intake-reconcile": {"task": "intake.reconcile", "schedule": 60.0},
+    # Drafts of SAD requests past their expiry go, with their files.
+    "intake-purge-drafts": {"task": "intake.purge_drafts", "schedule": 3600.0},
+    # Reminders for tomorrow's desk appointments.
+    "intake-desk-reminders": {"task": "intake.send_desk_reminders", "schedule": 900.0},
 }
 celery.conf.imports = ["intake.tasks"]
