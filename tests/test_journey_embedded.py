@@ -6,6 +6,7 @@ import email
 from email import policy
 
 import pytest
+import requests
 
 from tests.harness import embedded_platform, wait_until
 from tests.journey import walk_journey
@@ -31,3 +32,15 @@ def test_coprogramming_journey_embedded(tmp_path):
         assert any(event.get("request_id") == result["request_id"]
                    and event.get("task") == "intake.package_status"
                    for event in platform.processes.events("worker"))
+
+
+def test_make_run_seeds_demo_budgets_for_every_comune(tmp_path):
+    with embedded_platform(tmp_path) as platform:
+        admin = {"Authorization": f"Bearer {platform.token('admin')}"}
+        funds = requests.get(platform.url + "/api/vouchers/funds", headers=admin, timeout=10).json()
+        fund = funds[0]
+        period = fund["periods"][-1]
+        budgets = requests.get(platform.url + "/api/vouchers/budgets", headers=admin, timeout=10,
+                               params={"fund": fund["code"], "period": period["code"]}).json()
+        assert len(budgets) == 24
+        assert all(budget["allocated"] > 0 for budget in budgets)

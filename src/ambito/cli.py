@@ -35,6 +35,7 @@ def migrate(services: list[str]) -> None:
 def seed() -> None:
     import gateway.services
     import intake.reference_data
+    import vouchers.reference_data
 
     platform = platform_settings()
     with session_scope(runtimes.build("intake").session_factory) as session:
@@ -42,6 +43,8 @@ def seed() -> None:
         if platform.demo:
             intake.reference_data.load_demo_data(session, platform.data_dir, dt.date.today())
     if platform.demo:
+        with session_scope(runtimes.build("vouchers").session_factory) as session:
+            vouchers.reference_data.load_demo_data(session, platform.data_dir, dt.date.today())
         with session_scope(runtimes.build("gateway").session_factory) as session:
             gateway.services.seed_demo_accounts(session, platform.demo_password, platform=platform)
     print("reference data loaded" + (" (with demo data)" if platform.demo else ""))

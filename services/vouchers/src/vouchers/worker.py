@@ -4,5 +4,8 @@ from ambito_common.settings import platform_settings
 from ambito_common.tasks import make_celery, relay_schedule
 
 celery = make_celery("vouchers", platform_settings())
-celery.conf.beat_schedule = relay_schedule("vouchers")
+celery.conf.beat_schedule = {
+    **relay_schedule("vouchers"),
+    "vouchers-expire-reservations": {"task": "vouchers.expire_reservations", "schedule": 3600.0},
+}
 celery.conf.imports = ["vouchers.tasks"]

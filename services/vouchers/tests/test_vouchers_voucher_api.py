@@ -1,0 +1,85 @@
+"""Vouchers through HTTP: issue, waiting list, monthly hours, CSV import, close, comune limits."""
+
+from __future__ import annotations
+
+import uuid
+
+from ambito_common.identity import COMUNE_OPERATOR
+
+PERIOD = "2026"  # fnps runs by calendar year; the demo data is loaded as of 21/11/2026
+
+
+def _voucher(comune: str = "songavazzo", **overrides) -> dict:
+    body = {"fund": "fnps", "period": PERIOD, "comune": comune, "beneficiary_ref": "CS-2026-001",
+            "beneficiary_name": "Maria Bianchi", "isee": 700_000, "provider": "Cooperativa Il Sentiero",
+            "profile": "OSS", "hours_per_week": 300, "weeks": 20}
+    return body | overrides
+
+
+def _write(client, headers, path: str, **kwargs):  # type: ignore[no-untyped-def]
+    return client.post(path, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, **kwargs)
+
+
+def _available(client, auth, comune: str) -> int:
+    rows = client.get(f"/api/vouchers/budgets?fund=fnps&period={PERIOD}", headers=auth()).get_json()
+    return next(r for r in rows if r["comune"] == comune)["available"]
+
+
+def test_vouchers_issue_post_hours_and_close_through_the_api(vouchers_client, vouchers_auth):
+    operator = vouchers_auth(COMUNE_OPERATOR, "songavazzo")
+    before = _available(vouchers_client, vouchers_auth, "songavazzo")
+    created = _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher())
+    assert created.status_code == 201, created.get_json()
+    voucher = created.get_json()
+    # 3 h a week x 20 weeks x 24.80 €/h (OSS), ISEE 7,000 € → no co-payment: 1,488.00 €.
+    assert (voucher["status"], voucher["tariff"], voucher["copayment_percent"], voucher["value"]) == (
+        "active", 2480, 0, 148_800)
+    assert _available(vouchers_client, vouchers_auth, "songavazzo") == before - 148_800
+
+    hours = _write(vouchers_client, operator, f"/api/vouchers/vouchers/{voucher['id']}/hours",
+                   json={"month": "2026-11", "hours": 1250})
+    assert hours.status_code == 201
+    assert hours.get_json() == {"voucher_id": voucher["id"], "month": "2026-11", "hours": 1250,
+                                "amount": 31_000}
+    again = _write(vouchers_client, operator, f"/api/vouchers/vouchers/{voucher['id']}/hours",
+                   json={"month": "2026-11", "hours": 10})
+    assert again.status_code == 409
+
+    csv = f"buono;mese;ore\n{voucher['id']};2026-12;12,5\n{voucher['id']};2026-13;1\n"
+    refused = _write(vouchers_client, operator, "/api/vouchers/hours/import", data=csv,
+                     content_type="text/csv")
+    assert refused.status_code == 422
+    assert list(refused.get_json()["errors"]) == ["riga 3"]
+    imported = _write(vouchers_client, operator, "/api/vouchers/hours/import",
+                      data=f"buono;mese;ore\n{voucher['id']};2026-12;12,5\n", content_type="text/csv")
+    assert imported.status_code == 201 and imported.get_json()["imported"] == 1
+
+    closed = _write(vouchers_client, operator, f"/api/vouchers/vouchers/{voucher['id']}/close")
+    assert closed.get_json()["status"] == "closed"
+    assert _available(vouchers_client, vouchers_auth, "songavazzo") == before - 62_000
+
+
+def test_vouchers_a_short_budget_puts_the_voucher_on_the_waiting_list(vouchers_client, vouchers_auth):
+    admin = vouchers_auth()
+    available = _available(vouchers_client, vouchers_auth, "azzone")
+    hog = _write(vouchers_client, admin, "/api/vouchers/reservations", json={
+        "fund": "fnps", "period": PERIOD, "comune": "azzone", "amount": available, "reference": "tutto"})
+    waiting = _write(vouchers_client, admin, "/api/vouchers/vouchers", json=_voucher("azzone"))
+    assert waiting.status_code == 201
+    assert waiting.get_json()["status"] == "waiting" and waiting.get_json()["reservation_id"] is None
+    _write(vouchers_client, admin, f"/api/vouchers/reservations/{hog.get_json()['id']}/void")
+    promoted = _write(vouchers_client, admin, f"/api/vouchers/vouchers/{waiting.get_json()['id']}/close")
+    assert promoted.get_json()["status"] == "closed"  # it had been promoted by the void, then closed
+
+
+def test_vouchers_operators_touch_only_their_comune_vouchers(vouchers_client, vouchers_auth):
+    admin, operator = vouchers_auth(), vouchers_auth(COMUNE_OPERATOR, "clusone")
+    assert _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher()).status_code == 403
+    other = _write(vouchers_client, admin, "/api/vouchers/vouchers", json=_voucher()).get_json()
+    assert _write(vouchers_client, operator, f"/api/vouchers/vouchers/{other['id']}/close").status_code == 403
+    assert _write(vouchers_client, operator, f"/api/vouchers/vouchers/{other['id']}/hours",
+                  json={"month": "2026-11", "hours": 1}).status_code == 403
+    refused = _write(vouchers_client, operator, "/api/vouchers/hours/import",
+                     data=f"buono;mese;ore\n{other['id']};2026-11;1\n", content_type="text/csv")
+    assert refused.status_code == 422  # another comune's voucher does not exist for this operator
+    assert vouchers_client.post("/api/vouchers/vouchers", json=_voucher()).status_code == 401
