@@ -94,6 +94,7 @@ def test_portal_for_visitors(gateway_client):
 
     assert "Ambito Territoriale Sociale Valle Seriana Superiore e Valle di Scalve" in page
     assert '<a href="/intake/avvisi">Avvisi e domande</a>' in page
+    assert '<a href="/intake/sad/nuova">' in page and '<a href="/intake/sportello">' in page
     assert 'href="/accesso"' in page
     assert "Modalità dimostrativa" in page
     assert "/auth/logout" not in page and "/protocollo/" not in page
@@ -110,13 +111,15 @@ def test_portal_without_demo_mode_has_no_banner(gateway_environ):
 
 @pytest.mark.parametrize(("username", "shown", "hidden"), [
     ("protocollo", ['<a href="/protocollo/">Protocollo</a>', "Addetto al protocollo"],
-     ["Buoni e budget del comune", "Amministrazione dell'Ambito"]),
-    ("clusone", ["Buoni e budget del comune", "Disponibile prossimamente", "Operatore comunale, Clusone"],
-     ["/protocollo/", "Valutazioni e piani assistenziali"]),
-    ("as.clusone", ["Valutazioni e piani assistenziali", "Assistente sociale, Clusone"],
-     ["/protocollo/", "Buoni e budget del comune"]),
-    ("admin", ['<a href="/protocollo/">Protocollo</a>', "Buoni e budget del comune",
-               "Valutazioni e piani assistenziali", "Amministrazione dell'Ambito"], []),
+     ["/vouchers/budget", "/intake/sportello/agenda"]),
+    ("clusone", ['<a href="/vouchers/budget">Buoni e budget</a>', '<a href="/vouchers/rimborsi">',
+                 "Operatore comunale, Clusone"],
+     ["/protocollo/", "/intake/servizi-sociali/sad"]),
+    ("as.clusone", ['<a href="/intake/servizi-sociali/sad">Valutazioni e piani assistenziali</a>',
+                    "Assistente sociale, Clusone"],
+     ["/protocollo/", "/vouchers/budget"]),
+    ("admin", ['<a href="/protocollo/">Protocollo</a>', "/vouchers/budget", "/vouchers/rimborsi",
+               "/intake/servizi-sociali/sad", "/intake/sportello/agenda"], []),
 ])
 def test_portal_shows_the_areas_of_each_role(gateway_client, gateway_login, username, shown, hidden):
     gateway_login(gateway_client, username)

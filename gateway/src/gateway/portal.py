@@ -1,8 +1,4 @@
-"""The operator areas the portal offers, by role.
-
-An area without ``href`` belongs to a later issue: the portal shows it as
-coming soon, so operators see what the platform will do for them.
-"""
+"""What the portal offers: the public services, and the operator areas by role."""
 
 from __future__ import annotations
 
@@ -31,18 +27,31 @@ class Area:
     title: str
     description: str
     roles: tuple[str, ...]
-    href: str | None = None
+    href: str
 
+
+PUBLIC_SERVICES = (
+    Area("Avvisi e domande", "Gli avvisi pubblici dell'Ambito, le domande da presentare online e lo stato "
+         "delle domande presentate.", (), "/intake/avvisi"),
+    Area("Voucher per l'assistenza domiciliare (SAD)", "Chiedere il voucher sociale per l'assistenza a "
+         "domicilio di una persona fragile, allegando ISEE e certificati.", (), "/intake/sad/nuova"),
+    Area("Sportello di Tutela Giuridica", "Prenotare un appuntamento su amministrazione di sostegno, tutela "
+         "e curatela, di persona o per telefono.", (), "/intake/sportello"),
+    Area("Stato di una domanda", "Seguire una domanda o una richiesta con il codice di tracciamento "
+         "ricevuto.", (), "/intake/domande"),
+)
 
 AREAS = (
     Area("Protocollo", "Pacchetti ricevuti da protocollare e numeri di protocollo da registrare.",
          (PROTOCOL_OFFICER,), "/protocollo/"),
-    Area("Buoni e budget del comune", "Buoni sociali, ore erogate e richieste di rimborso del comune.",
-         (COMUNE_OPERATOR,)),
-    Area("Valutazioni e piani assistenziali", "Domande da valutare, visite domiciliari e PAI.",
-         (SOCIAL_WORKER,)),
-    Area("Amministrazione dell'Ambito", "Avvisi, fondi e riparti, approvazione dei rimborsi, agenda dello "
-         "sportello.", (AMBITO_ADMIN,)),
+    Area("Buoni e budget", "Budget per comune e per fondo, movimenti del registro, buoni e rimborsi.",
+         (COMUNE_OPERATOR, AMBITO_ADMIN), "/vouchers/budget"),
+    Area("Richieste di rimborso", "Richieste di rimborso a consuntivo dei comuni e loro esito.",
+         (COMUNE_OPERATOR, AMBITO_ADMIN), "/vouchers/rimborsi"),
+    Area("Valutazioni e piani assistenziali", "Richieste di voucher SAD del comune: valutazione, PAI, "
+         "decisione.", (SOCIAL_WORKER,), "/intake/servizi-sociali/sad"),
+    Area("Agenda dello sportello", "Appuntamenti dello Sportello di Tutela Giuridica, assenze e chiusure.",
+         (AMBITO_ADMIN,), "/intake/sportello/agenda"),
 )
 
 

@@ -29,7 +29,7 @@ from marshmallow import EXCLUDE
 
 from .health import platform_health
 from .models import User
-from .portal import areas_for, profile_label
+from .portal import PUBLIC_SERVICES, areas_for, profile_label
 from .runtime import Runtime
 from .schemas import IdentitySchema, LoginSchema, TokenSchema
 from .services import DEMO_ACCOUNTS, active_user, authenticate, identity_of
@@ -70,7 +70,8 @@ def portal() -> Response:
         # The token expired but the login has not: renew it here rather than show a logged-out portal.
         identity = g.identity = identity_of(user)
     profile = profile_label(identity, current_app.extensions["ambito"]) if identity else ""
-    response = make_response(render_template("portal.html", areas=areas_for(identity), profile=profile))
+    response = make_response(render_template("portal.html", areas=areas_for(identity), profile=profile,
+                                             public_services=PUBLIC_SERVICES))
     if user is not None:
         _set_identity_cookie(response, _token_for(user))
     return response
