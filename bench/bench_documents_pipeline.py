@@ -1,8 +1,9 @@
 """Per-submission documents pipeline against a bare WeasyPrint render of the same HTML.
 
 The pipeline is what a documents worker does for each submission: PDF/A-3u
-(tagged, with dati.json), PAdES seal, sealed Segnatura.xml, manifest and
-message.eml. The baseline is WeasyPrint alone rendering the same HTML and CSS
+(tagged, with dati.json), PAdES B-T seal (RFC 3161 timestamp from a local TSA
+over HTTP, as embedded mode runs it), sealed Segnatura.xml, metadata.xml,
+manifest and message.eml. The baseline is WeasyPrint alone rendering the same HTML and CSS
 to a plain PDF. Both run interleaved in one process, on the same machine, in
 the same minute, so the ratio survives a noisy 2-core host where absolute
 times do not.
@@ -22,6 +23,7 @@ from pathlib import Path
 from ambito_common.logging import configure_logging
 from documents.builders import PadesSealer, build_documents, ensure_dev_pki
 from documents.builders.render import render_html
+from documents.tsa_server import LocalTsa
 
 ANSWER = ("La cooperativa gestisce servizi domiciliari e diurni per anziani e persone con "
           "disabilità nei comuni dell'Alto Serio e della Val di Scalve. ") * 6
@@ -78,9 +80,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pki = ensure_dev_pki(Path(tmp), "Comune di Clusone")
         sealer = PadesSealer.from_pkcs12(pki.seal_p12, pki.p12_password, ca_chain=[pki.ca_cert])
+        tsa = LocalTsa(pki.tsa_cert, pki.tsa_key, pki.ca_cert).start()
 
         def pipeline() -> object:
-            return build_documents(data, sealer=sealer, message_from="ambito@pec.example.it")
+            return build_documents(data, sealer=sealer, message_from="ambito@pec.example.it",
+                                   timestamper_url=tsa.url)
 
         def baseline() -> object:
             return bare_render(data["document"])
@@ -93,12 +97,13 @@ def main() -> None:
                 start = time.perf_counter()
                 run()
                 timings[name].append(time.perf_counter() - start)
+        tsa.stop()
 
     base = statistics.median(timings["baseline"])
     full = statistics.median(timings["pipeline"])
     print(f"rounds: {args.rounds}")
     print(f"baseline  bare WeasyPrint render     median {base * 1000:8.1f} ms")
-    print(f"pipeline  PDF/A + seal + package     median {full * 1000:8.1f} ms")
+    print(f"pipeline  PDF/A + B-T seal + package median {full * 1000:8.1f} ms")
     print(f"ratio pipeline/baseline: {full / base:.2f}")
 
 

@@ -19,8 +19,13 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_pla
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: No sandbox (containers), and no traffic of its own: every request a test sees comes from the page.
+#: Italian UI, so date controls read gg/mm/aaaa as in an Italian user's browser. On Linux chromium
+#: takes its UI language from LANGUAGE/LANG rather than --lang, and needs Debian's chromium-l10n
+#: (/usr/lib/chromium/locales/it.pak); without it, it falls back to English formats.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--lang=it-IT"]
+CHROMIUM_ENV = {"LANGUAGE": "it"}
 
 
 def require_chromium() -> None:
@@ -39,7 +44,7 @@ def chromium() -> Iterator[Browser]:
     require_chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
+                                             args=CHROMIUM_ARGS, env={**os.environ, **CHROMIUM_ENV})
         try:
             yield browser
         finally:

@@ -75,7 +75,8 @@ def fetch(platform: Platform, headers: dict[str, str], package_id: str, name: st
     return response.content
 
 
-def check_package(files: dict[str, tuple[dict[str, Any], bytes]], ca: Path) -> None:
+def check_package(files: dict[str, tuple[dict[str, Any], bytes]], ca: Path,
+                  recipient_pec: str = LEAD_PEC) -> None:
     """Every file as the standards want it; ``files`` maps name → (listing, bytes)."""
     for listing, data in files.values():
         assert listing["sha256"] == hashlib.sha256(data).hexdigest(), listing["name"]
@@ -101,7 +102,7 @@ def check_package(files: dict[str, tuple[dict[str, Any], bytes]], ca: Path) -> N
         assert entry["size"] == len(data)
 
     message = email.message_from_bytes(by_role["message"][1], policy=policy.default)
-    assert LEAD_PEC in message["To"]
+    assert recipient_pec in message["To"]
     attached = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
     assert attached["Segnatura.xml"] == segnatura or attached["Segnatura.xml"] == segnatura.decode()
     assert attached[primary_name] == pdf

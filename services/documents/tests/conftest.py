@@ -10,7 +10,9 @@ from the environment exactly as in a worker.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,10 @@ from typing import Any
 import pytest
 from ambito_common.identity import COMUNE_OPERATOR, PROTOCOL_OFFICER, Identity, TokenIssuer, ensure_keypair
 from ambito_common.testing import REPO_ROOT
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from documents import tasks
 from documents.app import create_app
 from documents.builders import ensure_dev_pki
@@ -100,6 +106,34 @@ def documents_pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def documents_tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost / 127.0.0.1, generated for the test."""
+    directory = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(
+                ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "server.pem", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def server_tls_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
+    """The server side of a TLS connection with the test certificate (SMTP, IMAP servers)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*cert)
+    return context
+
+
 @pytest.fixture
 def documents_database_url() -> str:
     """The service's database; empty means the embedded SQLite file (overridden for PostgreSQL)."""
@@ -127,10 +161,11 @@ def documents_issuer(documents_environ: dict[str, str]) -> TokenIssuer:
 
 
 @pytest.fixture
-def documents_runtime(documents_environ: dict[str, str], documents_issuer: TokenIssuer) -> Runtime:
+def documents_runtime(documents_environ: dict[str, str], documents_issuer: TokenIssuer) -> Iterator[Runtime]:
     runtime = Runtime.build(Settings.from_env(documents_environ))
     runtime.migrate()
-    return runtime
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture
@@ -172,7 +207,9 @@ def documents_worker(documents_environ: dict[str, str], documents_runtime: Runti
     for name, value in documents_environ.items():
         monkeypatch.setenv(name, value)
     worker_runtime.cache_clear()
-    yield worker_runtime()
+    runtime = worker_runtime()
+    yield runtime
+    runtime.close()
     worker_runtime.cache_clear()
 
 

@@ -10,20 +10,14 @@ import json
 import multiprocessing
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
 import pytest
-from asn1crypto import keys as asn1_keys
-from asn1crypto import tsp
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from documents.builders import (
@@ -39,13 +33,13 @@ from documents.builders import (
     read_impronte,
     render_pdf,
     validate_segnatura,
+    verify_p7m,
     verify_seal,
     verify_segnatura,
 )
+from documents.tsa_server import LocalTsa
 from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 XSD = REPO_ROOT.parent / "shared/standards/agid-protocollo/segnatura_protocollo.xsd"
@@ -151,47 +145,11 @@ def builders_sealed(builders_sealer, builders_pdf) -> bytes:
     return builders_sealer.seal(builders_pdf, reason="Domanda registrata", location="Clusone")
 
 
-class _TsaHandler(BaseHTTPRequestHandler):
-    """RFC 3161 over HTTP (the real protocol), answered by pyHanko's DummyTimeStamper."""
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        response = self.server.stamper.request_tsa_response(tsp.TimeStampReq.load(body))  # type: ignore[attr-defined]
-        data = response.dump()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/timestamp-reply")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_args) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 def builders_tsa_url(builders_pki) -> Iterator[str]:
-    def load(path: Path) -> asn1_x509.Certificate:
-        return asn1_x509.Certificate.load(
-            x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(serialization.Encoding.DER)
-        )
-
-    key = serialization.load_pem_private_key(builders_pki.tsa_key.read_bytes(), password=None)
-    key_der = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TsaHandler)
-    server.stamper = DummyTimeStamper(  # type: ignore[attr-defined]
-        tsa_cert=load(builders_pki.tsa_cert),
-        tsa_key=asn1_keys.PrivateKeyInfo.load(key_der),
-        certs_to_embed=SimpleCertificateStore.from_certs([load(builders_pki.ca_cert)]),
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/tsa"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A local RFC 3161 timestamp authority over HTTP (the real protocol, the dev TSA cert)."""
+    with LocalTsa(builders_pki.tsa_cert, builders_pki.tsa_key, builders_pki.ca_cert) as tsa:
+        yield tsa.url
 
 
 def _b64_sha256(data: bytes) -> str:
@@ -479,6 +437,54 @@ def test_seal_bt_with_local_timestamp_authority(
         assert check.timestamp_time is not None
 
 
+def test_seal_bt_detects_tampering(builders_pki, builders_sealer, builders_pdf, builders_tsa_url):
+    sealed = builders_sealer.seal(
+        builders_pdf, reason="Prova", location="Clusone", timestamper_url=builders_tsa_url
+    )
+    tampered = bytearray(sealed)
+    tampered[10] ^= 0x01
+
+    check = verify_seal(bytes(tampered), [builders_pki.ca_cert])
+
+    assert check.present and not check.intact and not check.ok
+
+
+def test_timestamp_from_an_untrusted_tsa_is_not_valid(builders_pki, builders_sealer, builders_pdf,
+                                                      tmp_path: Path):
+    other = ensure_dev_pki(tmp_path, "Altra organizzazione")
+    with LocalTsa(other.tsa_cert, other.tsa_key, other.ca_cert) as tsa:
+        sealed = builders_sealer.seal(builders_pdf, reason="Prova", location="Clusone",
+                                      timestamper_url=tsa.url)
+
+    check = verify_seal(sealed, [builders_pki.ca_cert])
+
+    assert check.intact and check.valid and check.trusted
+    assert check.timestamp_valid is False and not check.ok
+
+
+# --------------------------------------------------------------------------- CAdES
+
+
+def test_cades_p7m_validates_and_detects_tampering(builders_pki, builders_sealer, builders_sealed,
+                                                   builders_tsa_url, tmp_path: Path) -> None:
+    p7m = builders_sealer.sign_cades(builders_sealed, timestamper_url=builders_tsa_url)
+
+    check = verify_p7m(p7m, [builders_pki.ca_cert])
+    assert check.ok and check.timestamped
+    assert check.content == builders_sealed
+    assert "sigillo elettronico (TEST)" in check.signer_subject
+
+    at = p7m.index(builders_sealed[:64]) + 20
+    tampered = bytearray(p7m)
+    tampered[at] ^= 0x01
+    assert not verify_p7m(bytes(tampered), [builders_pki.ca_cert]).ok
+
+    other = ensure_dev_pki(tmp_path, "Altra organizzazione")
+    untrusted = verify_p7m(p7m, [other.ca_cert])
+    assert untrusted.intact and not untrusted.trusted
+    assert verify_p7m(b"not a p7m", [builders_pki.ca_cert]).error
+
+
 # --------------------------------------------------------------------------- Segnatura
 
 
@@ -622,8 +628,57 @@ def test_build_documents_end_to_end(builders_pki, builders_sealer) -> None:
     events = [entry["event"] for entry in logs]
     assert events == ["pdf_generation_start", "pdf_generation_done", "seal_done", "package_assembled"]
     by_name = {f.name: f for f in files}
-    assert list(by_name) == ["domanda-0000001.pdf", "Segnatura.xml", "manifest.json", "message.eml"]
+    assert list(by_name) == ["domanda-0000001.pdf", "Segnatura.xml", "metadata.xml", "manifest.json",
+                             "message.eml"]
+    assert by_name["metadata.xml"].role == "metadata"
     pdf = by_name["domanda-0000001.pdf"].data
     assert verify_seal(pdf, [builders_pki.ca_cert]).ok
     validate_segnatura(by_name["Segnatura.xml"].data, XSD)
     assert read_impronte(by_name["Segnatura.xml"].data) == {"domanda-0000001.pdf": _b64_sha256(pdf)}
+    message = email.message_from_bytes(by_name["message.eml"].data, policy=default_policy)
+    assert {part.get_filename() for part in message.iter_attachments()} == {"domanda-0000001.pdf",
+                                                                            "Segnatura.xml"}
+
+
+def test_metadata_xml_describes_the_primary_document(builders_sealer) -> None:
+    payload = {"kind": "coprogramming_application", "document": DOCUMENT, "data": DATA, "meta": META,
+               "file_stem": "domanda-0000001"}
+    files = {f.name: f for f in build_documents(payload, sealer=builders_sealer, message_from=MESSAGE_FROM)}
+    root = etree.fromstring(files["metadata.xml"].data)
+    ns = {"m": root.nsmap[None]}
+
+    def text(path: str) -> str:
+        return root.findtext(path, namespaces=ns)
+
+    assert text("m:IdDoc/m:ImprontaCrittografica") == _b64_sha256(files["domanda-0000001.pdf"].data)
+    assert text("m:ModalitaDiFormazione") == "c"
+    assert text("m:TipologiaDocumentale") == "Istanza di partecipazione alla co-programmazione"
+    assert text("m:ChiaveDescrittiva/m:Oggetto") == META["subject"]
+    assert text("m:DatiDiRegistrazione/m:NumeroDocumento") == "0000001"
+    roles = {r.findtext("m:TipoRuolo", namespaces=ns): r for r in root.iterfind("m:Soggetti/m:Ruolo", ns)}
+    assert set(roles) == {"Mittente", "Destinatario", "Produttore"}
+    assert roles["Mittente"].findtext(".//m:CodiceFiscale", namespaces=ns) == "91234567890"
+    assert roles["Destinatario"].findtext(".//m:CodiceIPA", namespaces=ns) == "c_c800"
+    assert text("m:Verifica/m:SigillatoElettronicamente") == "true"
+    assert text("m:Verifica/m:MarcaturaTemporale") == "false"
+    assert text("m:IdentificativoDelFormato/m:Formato") == "PDF/A-3u"
+    manifest = json.loads(files["manifest.json"].data)
+    assert "metadata.xml" in {entry["name"] for entry in manifest["files"]}
+
+
+def test_a_recipient_wanting_cades_gets_a_p7m(builders_pki, builders_sealer, builders_tsa_url) -> None:
+    meta = {**META, "recipient": {**META["recipient"], "cades": True}}
+    payload = {"document": DOCUMENT, "data": DATA, "meta": meta, "file_stem": "domanda-0000001"}
+
+    files = {f.name: f for f in build_documents(payload, sealer=builders_sealer, message_from=MESSAGE_FROM,
+                                                 timestamper_url=builders_tsa_url)}
+
+    p7m = files["domanda-0000001.pdf.p7m"]
+    assert (p7m.role, p7m.media_type) == ("attachment", "application/pkcs7-mime")
+    check = verify_p7m(p7m.data, [builders_pki.ca_cert])
+    assert check.ok and check.timestamped
+    assert check.content == files["domanda-0000001.pdf"].data
+    validate_segnatura(files["Segnatura.xml"].data, XSD)
+    assert read_impronte(files["Segnatura.xml"].data)["domanda-0000001.pdf.p7m"] == _b64_sha256(p7m.data)
+    message = email.message_from_bytes(files["message.eml"].data, policy=default_policy)
+    assert "domanda-0000001.pdf.p7m" in {part.get_filename() for part in message.iter_attachments()}

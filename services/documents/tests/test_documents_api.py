@@ -41,7 +41,8 @@ def test_list_and_detail_shapes(documents_client, documents_officer, documents_d
     assert package["recipient"] == {"name": "Comune di Clusone",
                                     "pec": "protocollo@pec.comune.clusone.bg.it"}
     assert dt.datetime.fromisoformat(package["created_at"]).tzinfo is not None
-    assert [f["role"] for f in package["files"]] == ["primary", "segnatura", "manifest", "message"]
+    roles = ["primary", "segnatura", "metadata", "manifest", "message"]
+    assert [f["role"] for f in package["files"]] == roles
     for file in package["files"]:
         assert set(file) == FILE_KEYS
         data = documents_runtime.store.path(documents_delivered, file["name"]).read_bytes()
@@ -50,7 +51,16 @@ def test_list_and_detail_shapes(documents_client, documents_officer, documents_d
 
     detail = documents_client.get(f"/api/documents/packages/{documents_delivered}", headers=documents_officer)
     assert detail.status_code == 200
-    assert detail.get_json() == package
+    body = dict(detail.get_json())
+    timeline = body.pop("timeline")
+    state = {key: body.pop(key) for key in ("delivery_attempts", "delivery_error", "protocol", "rejection")}
+    assert state == {"delivery_attempts": 1, "delivery_error": None, "protocol": None, "rejection": None}
+    assert body == package
+    assert [entry["event"] for entry in timeline] == ["built", "sealed", "delivered"]
+    for entry in timeline:
+        assert set(entry) == {"at", "event", "detail"}
+        assert dt.datetime.fromisoformat(entry["at"]).tzinfo is not None
+    assert "B-T" in timeline[1]["detail"]
 
 
 def test_list_is_newest_first_and_filters_by_status(documents_client, documents_officer, documents_build,
@@ -66,6 +76,14 @@ def test_list_is_newest_first_and_filters_by_status(documents_client, documents_
     assert [p["id"] for p in delivered] == [first]
     built = documents_client.get("/api/documents/packages?status=built", headers=documents_officer).get_json()
     assert [p["id"] for p in built] == [second]
+
+    found = documents_client.get("/api/documents/packages?q=q4w8e2rt", headers=documents_officer).get_json()
+    assert [p["id"] for p in found] == [second]  # by tracking code
+    found = documents_client.get("/api/documents/packages?q=Àncora+co-programmazione",
+                                 headers=documents_officer).get_json()
+    assert [p["id"] for p in found] == [second, first]
+    nothing = documents_client.get("/api/documents/packages?q=nessuno", headers=documents_officer)
+    assert nothing.get_json() == []
 
     problem = _problem(documents_client.get("/api/documents/packages?status=archiviato",
                                             headers=documents_officer), 422)
@@ -126,8 +144,8 @@ def test_zip_download_holds_every_file(documents_client, documents_officer, docu
     assert response.headers["Content-Disposition"] == "attachment; filename=domanda-K7P2M9QX.zip"
     with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
         assert archive.testzip() is None
-        assert archive.namelist() == ["domanda-K7P2M9QX.pdf", "Segnatura.xml", "manifest.json",
-                                      "message.eml"]
+        assert archive.namelist() == ["domanda-K7P2M9QX.pdf", "Segnatura.xml", "metadata.xml",
+                                      "manifest.json", "message.eml"]
         for name in archive.namelist():
             assert archive.read(name) == documents_runtime.store.path(documents_delivered, name).read_bytes()
 
@@ -164,6 +182,7 @@ def test_registration_records_who_and_reports_back(documents_client, documents_o
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["status"] == "registered"
     assert response.get_json()["id"] == documents_delivered
+    assert response.get_json()["protocol"] == {"number": "2026/0012345", "date": today}
 
     with documents_runtime.session_factory() as session:
         package = get_package(session, documents_delivered)
@@ -212,6 +231,11 @@ def test_openapi_describes_the_api(documents_client) -> None:
         "/api/documents/packages/{package_id}/files/{name}",
         "/api/documents/packages/{package_id}/download",
         "/api/documents/packages/{package_id}/registration",
+        "/api/documents/packages/{package_id}/delivery",
+        "/api/documents/packages/{package_id}/rejection",
+        "/api/documents/replies",
+        "/api/documents/certificates/seal.pem",
+        "/api/documents/certificates/ca.pem",
     }
     package = spec["components"]["schemas"]["Package"]["properties"]
     assert set(package) == {"id", "subject", "sender", "recipient", "status", "created_at", "files"}

@@ -48,7 +48,7 @@ def test_build_stores_sealed_files_matching_the_database(documents_build, docume
     assert package.recipient_pec == "protocollo@pec.comune.clusone.bg.it"
     assert [(f.name, f.role) for f in package.files] == [
         ("domanda-K7P2M9QX.pdf", "primary"), ("Segnatura.xml", "segnatura"),
-        ("manifest.json", "manifest"), ("message.eml", "message")]
+        ("metadata.xml", "metadata"), ("manifest.json", "manifest"), ("message.eml", "message")]
     for file in package.files:
         data = documents_runtime.store.path(package_id, file.name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == file.sha256
@@ -103,7 +103,7 @@ def test_a_repeated_build_message_builds_once_and_repeats_the_callbacks(
 
     assert second == first
     assert _count(documents_runtime, Package) == 1
-    assert _count(documents_runtime, PackageFile) == 4
+    assert _count(documents_runtime, PackageFile) == 5
     assert _package_folders(documents_runtime) == [first]
     assert "package_build_start" not in [entry["event"] for entry in logs]
     assert documents_outbox()[2:] == [
@@ -135,7 +135,7 @@ def test_concurrent_builds_of_one_reference_make_one_package(documents_build, do
     assert errors == []
     assert len(results) == 2 and results[0] == results[1]
     assert _count(documents_runtime, Package) == 1
-    assert _count(documents_runtime, PackageFile) == 4
+    assert _count(documents_runtime, PackageFile) == 5
     assert _package_folders(documents_runtime) == [results[0]]
     assert list((documents_runtime.store.root / ".tmp").iterdir()) == []
     events = [entry["event"] for entry in logs]
@@ -148,8 +148,8 @@ def test_concurrent_builds_of_one_reference_make_one_package(documents_build, do
 def test_a_malformed_payload_fails_without_leaving_anything(documents_build, documents_runtime,
                                                             documents_payload) -> None:
     payload = documents_payload()
-    del payload["meta"]["recipient"]
-    with pytest.raises(ValueError, match="recipient"):
+    del payload["meta"]["sender"]
+    with pytest.raises(ValueError, match="sender"):
         documents_build(payload=payload)
     assert _count(documents_runtime, Package) == 0
     assert _package_folders(documents_runtime) == []

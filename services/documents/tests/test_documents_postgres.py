@@ -47,7 +47,7 @@ def test_postgres_builds_once_under_concurrency_and_registers(
     assert documents_build() == results[0]  # and once more, after the fact
     package_id = results[0]
     assert _count(documents_runtime, Package) == 1
-    assert _count(documents_runtime, PackageFile) == 4
+    assert _count(documents_runtime, PackageFile) == 5
     folders = [p.name for p in documents_runtime.store.root.iterdir() if p.name != ".tmp"]
     assert folders == [package_id]
 

@@ -45,3 +45,17 @@ def test_unknown_delivery_backend_is_refused(tmp_path) -> None:  # type: ignore[
     with pytest.raises(SettingsError, match="DOCUMENTS_DELIVERY_BACKEND"):
         Settings.from_env({"AMBITO_VAR_DIR": str(tmp_path), "AMBITO_DATA_DIR": DATA_DIR,
                            "DOCUMENTS_DELIVERY_BACKEND": "carrier-pigeon"})
+
+
+def test_pec_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    base = {"AMBITO_VAR_DIR": str(tmp_path), "AMBITO_DATA_DIR": DATA_DIR}
+    settings = Settings.from_env({**base, "DOCUMENTS_PEC_SMTP_URL": "smtps://u:p@pec.example.it:465",
+                                  "DOCUMENTS_PEC_FROM": "istanze@pec.example.it",
+                                  "DOCUMENTS_MESSAGE_FROM": "ignorato@pec.example.it"})
+    assert (settings.delivery_backend, settings.pec_smtp_url) == ("pec", "smtps://u:p@pec.example.it:465")
+    assert settings.message_from == "istanze@pec.example.it"
+    assert settings.seal_signer == "pkcs12"
+    with pytest.raises(SettingsError, match="DOCUMENTS_PEC_SMTP_URL"):
+        Settings.from_env({**base, "DOCUMENTS_DELIVERY_BACKEND": "pec"})
+    with pytest.raises(SettingsError, match="DOCUMENTS_SEAL_SIGNER"):
+        Settings.from_env({**base, "DOCUMENTS_SEAL_SIGNER": "hsm-che-non-esiste"})

@@ -44,6 +44,11 @@ def init_csrf(app: Flask, *, secure_cookie: bool) -> None:
             return
         if request.headers.get("Authorization", "").lower().startswith("bearer "):
             return
+        if request.path.startswith("/api/"):
+            # API clients send no form token. A foreign page cannot ride on a person's login
+            # here: the identity cookie is SameSite=Lax, so browsers leave it off cross-site
+            # POSTs, and public endpoints are keyed by an unguessable tracking code.
+            return
         if request.mimetype not in FORM_MIMETYPES and request.mimetype != "":
             return
         cookie = request.cookies.get(CSRF_COOKIE, "")

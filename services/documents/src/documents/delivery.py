@@ -1,23 +1,57 @@
 """How a built package reaches the recipient's protocol.
 
-Each way of delivering is a small backend chosen by ``DOCUMENTS_DELIVERY_BACKEND``.
-Today there is one, the protocol inbox of this platform, where the protocol
-officer downloads the package and records the number; a PEC backend sending
-``message.eml`` through a PEC provider plugs in beside it without touching the
-pipeline.
+Every package lands in the protocol inbox of this platform (the store is the inbox: the
+protocol officer downloads the package and records the number). The backend chosen by
+``DOCUMENTS_DELIVERY_BACKEND`` — ``pec`` by default when ``DOCUMENTS_PEC_SMTP_URL`` is set,
+``inbox`` otherwise — decides what else happens:
+
+* ``inbox``: nothing else; the package is delivered as soon as it is in the inbox.
+* ``pec``: ``message.eml`` is sent, byte for byte as stored and hashed in the manifest, to the
+  recipient AOO's PEC address through the PEC provider's SMTP server
+  (``smtps://user:pass@host:465`` implicit TLS, ``smtp://user:pass@host:587?starttls=1``,
+  ``smtp://host:2525`` plain for tests; ``?cafile=/path.pem`` trusts a private CA). The
+  package is then *sent*; the provider's receipts (accettazione, avvenuta consegna) and the
+  recipient's Conferma.xml move it on (see ``replies``).
+
+A backend raises :class:`DeliveryRefused` for a failure that repeating cannot cure (the
+message is over the recipient's size limit, the server refuses the recipient for good);
+anything else it raises (``OSError``: the connection, ``smtplib.SMTPException``) is
+transient and the task retries it with backoff.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import smtplib
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.orm import Session
 
-from .models import Package
+from .builders import DEFAULT_PEC_LIMIT, MESSAGE_NAME
+from .models import DELIVERED, SENT, Package
+from .storage import PackageStore
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+class DeliveryRefused(Exception):
+    """The package cannot be delivered as it is; retrying would fail the same way."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened: the package's new status and a line for its timeline."""
+
+    status: str
+    event: str
+    detail: str
 
 
 class DeliveryBackend:
-    """Delivers one package; returns a line for the package's timeline.
+    """Delivers one package.
 
     ``deliver`` must be safe to call again for the same package (tasks are
     at-least-once): the service only calls it for a package not yet delivered,
@@ -26,7 +60,11 @@ class DeliveryBackend:
 
     name: ClassVar[str]
 
-    def deliver(self, session: Session, package: Package) -> str:
+    def __init__(self, settings: Settings, store: PackageStore) -> None:
+        self.settings = settings
+        self.store = store
+
+    def deliver(self, session: Session, package: Package) -> Delivery:
         raise NotImplementedError
 
 
@@ -44,5 +82,60 @@ class InboxBackend(DeliveryBackend):
 
     name = "inbox"
 
-    def deliver(self, session: Session, package: Package) -> str:
-        return "nella casella del protocollo della piattaforma"
+    def deliver(self, session: Session, package: Package) -> Delivery:
+        return Delivery(DELIVERED, "delivered", "nella casella del protocollo della piattaforma")
+
+
+@register_backend
+class PecBackend(DeliveryBackend):
+    """PEC over SMTP to the recipient AOO's PEC address (see module doc)."""
+
+    name = "pec"
+
+    def deliver(self, session: Session, package: Package) -> Delivery:
+        from .services import human_size
+
+        message = self.store.path(package.id, MESSAGE_NAME).read_bytes()
+        limit = package.size_limit or DEFAULT_PEC_LIMIT
+        if len(message) > limit:
+            raise DeliveryRefused(
+                f"Il messaggio PEC è di {human_size(len(message))} e supera il limite di "
+                f"{human_size(limit)} della casella del destinatario: il pacchetto non è stato "
+                "inviato. Scaricarlo e trasmetterlo in più messaggi, o ridurre gli allegati.")
+        url = self.settings.pec_smtp_url
+        if not url:
+            raise DeliveryRefused("PEC non configurata (DOCUMENTS_PEC_SMTP_URL).")
+        try:
+            send_raw(url, self.settings.message_from, [package.recipient_pec], message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            if all(500 <= code < 600 for code in codes):
+                raise DeliveryRefused(f"Il server PEC rifiuta il destinatario {package.recipient_pec}: "
+                                      f"{exc.recipients}") from exc
+            raise
+        return Delivery(SENT, "sent", f"inviato via PEC a {package.recipient_pec} "
+                                      f"({human_size(len(message))}, Message-ID {package.message_id})")
+
+
+def send_raw(url: str, sender: str, recipients: list[str], message: bytes) -> None:
+    """Send ``message`` unchanged (no re-serialisation: its hash is in the manifest)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError(f"unsupported PEC SMTP URL scheme: {parts.scheme!r}")
+    options = parse_qs(parts.query)
+    context = ssl.create_default_context(cafile=options["cafile"][0] if "cafile" in options else None)
+    if options.get("insecure") == ["1"]:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    host, port = parts.hostname or "localhost", parts.port
+    smtp: smtplib.SMTP
+    if parts.scheme == "smtps":
+        smtp = smtplib.SMTP_SSL(host, port or 465, timeout=60, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port or 25, timeout=60)
+    with smtp:
+        if options.get("starttls") == ["1"]:
+            smtp.starttls(context=context)
+        if parts.username:
+            smtp.login(unquote(parts.username), unquote(parts.password or ""))
+        smtp.sendmail(sender, recipients, message)

@@ -13,15 +13,19 @@ import uuid
 
 from ambito_common.db import UTCDateTime, utcnow
 from ambito_common.outbox import OutboxMixin
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 BUILT = "built"
+SENT = "sent"  # handed to the PEC provider (accettazione), not yet in the recipient's mailbox
 DELIVERED = "delivered"
 REGISTERED = "registered"
-STATUSES = (BUILT, DELIVERED, REGISTERED)
+REJECTED = "rejected"  # the recipient's protocol refused it (Eccezione.xml, or by hand)
+STATUSES = (BUILT, SENT, DELIVERED, REGISTERED, REJECTED)
 
-FILE_ROLES = ("primary", "attachment", "segnatura", "manifest", "message")
+FILE_ROLES = ("primary", "attachment", "segnatura", "metadata", "manifest", "message")
+REPLY_KINDS = ("conferma", "eccezione", "accettazione", "non-accettazione", "avvenuta-consegna",
+               "errore-consegna", "preavviso-errore-consegna")
 
 
 class Base(DeclarativeBase):
@@ -50,13 +54,24 @@ class Package(Base):
     protocol_date: Mapped[dt.date | None] = mapped_column(Date)
     registered_by: Mapped[str | None] = mapped_column(String(200))
     registered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    message_id: Mapped[str | None] = mapped_column(String(255))
+    message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Our registration as the Segnatura's Identificatore names it: "<register>/<number>/<date>";
+    # a Conferma.xml or Eccezione.xml finds its package by it.
+    registration_key: Mapped[str | None] = mapped_column(String(100), index=True)
+    size_limit: Mapped[int | None] = mapped_column(BigInteger)  # recipient's PEC limit in bytes
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delivery_error: Mapped[str | None] = mapped_column(String(1000))  # last failure, until it works
+    rejection_code: Mapped[str | None] = mapped_column(String(50))
+    rejection_reason: Mapped[str | None] = mapped_column(String(1000))
 
     files: Mapped[list[PackageFile]] = relationship(
         back_populates="package", order_by="PackageFile.position", cascade="all, delete-orphan")
     events: Mapped[list[PackageEvent]] = relationship(
         back_populates="package", order_by="PackageEvent.id", cascade="all, delete-orphan")
+    replies: Mapped[list[PackageReply]] = relationship(
+        back_populates="package", order_by="PackageReply.id", cascade="all, delete-orphan")
 
     @property
     def primary_file(self) -> PackageFile | None:
@@ -95,6 +110,23 @@ class PackageEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(200))
 
     package: Mapped[Package] = relationship(back_populates="events")
+
+
+class PackageReply(Base):
+    """A reply about a package (PEC receipt, Conferma.xml, Eccezione.xml), kept as evidence."""
+
+    __tablename__ = "package_reply"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[str] = mapped_column(ForeignKey("package.id", ondelete="CASCADE"), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(30))
+    channel: Mapped[str] = mapped_column(String(20))  # "upload" or "imap"
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    package: Mapped[Package] = relationship(back_populates="replies")
 
 
 class OutboxMessage(OutboxMixin, Base):

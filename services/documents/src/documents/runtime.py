@@ -2,7 +2,9 @@
 
 The seal key is the expensive one: it is parsed on first use and then kept for
 the life of the process, so a worker seals every package with the same loaded
-key (about 13 ms a seal instead of 95 ms when reloading it each time).
+key (about 13 ms a seal instead of 95 ms when reloading it each time). In
+embedded mode without ``DOCUMENTS_TSA_URL`` the worker also starts, on first
+use, the local timestamp authority its seals are timestamped by.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from .builders import FileRef, PadesSealer, SealCheck, build_documents, ensure_dev_pki, verify_seal
 from .delivery import BACKENDS, DeliveryBackend
 from .models import OutboxMessage
+from .routing import AooDirectory, submitted_attachments
 from .settings import Settings
+from .signers import SIGNERS
 from .storage import PackageStore
+from .tsa_server import LocalTsa
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -38,7 +43,9 @@ class Runtime:
     outbox: OutboxRelay
     store: PackageStore
     delivery: DeliveryBackend
+    aoo: AooDirectory = field(repr=False)
     _sealer: PadesSealer | None = field(default=None, init=False, repr=False)
+    _local_tsa: LocalTsa | None = field(default=None, init=False, repr=False)
     _sealer_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
@@ -50,26 +57,46 @@ class Runtime:
         session_factory = make_session_factory(make_engine(settings.database_url))
         celery = make_celery("documents", settings.platform)
         outbox = OutboxRelay(OutboxMessage, session_factory, celery).install()
-        return cls(settings, session_factory, celery, outbox, PackageStore(settings.storage_dir),
-                   BACKENDS[settings.delivery_backend]())
+        store = PackageStore(settings.storage_dir)
+        return cls(settings, session_factory, celery, outbox, store,
+                   BACKENDS[settings.delivery_backend](settings, store),
+                   AooDirectory.load(settings.platform.data_dir))
 
     def migrate(self) -> None:
         migrate(MIGRATIONS, self.settings.database_url)
 
     @property
     def sealer(self) -> PadesSealer:
-        """The seal, loaded from the PKCS#12 file on first use (web processes never need it)."""
+        """The seal, loaded by the signer plugin on first use (web processes never need it)."""
         if self._sealer is None:
             with self._sealer_lock:
                 if self._sealer is None:
-                    self._sealer = PadesSealer.from_pkcs12(self.settings.seal_p12_file,
-                                                           self.settings.seal_p12_password)
+                    identity = SIGNERS[self.settings.seal_signer]().load(self.settings)
+                    self._sealer = PadesSealer(identity)
         return self._sealer
+
+    @property
+    def tsa_url(self) -> str | None:
+        """The configured TSA; in embedded mode without one, the local TSA (started on first use)."""
+        if self.settings.tsa_url or not self.settings.platform.embedded:
+            return self.settings.tsa_url
+        with self._sealer_lock:
+            if self._local_tsa is None:
+                pki = self.settings.pki_dir
+                self._local_tsa = LocalTsa(pki / "tsa.pem", pki / "tsa.key", pki / "ca.pem").start()
+        return self._local_tsa.url
+
+    def close(self) -> None:
+        """Stop what the runtime started (the local TSA); the process may go on."""
+        with self._sealer_lock:
+            if self._local_tsa is not None:
+                self._local_tsa.stop()
+                self._local_tsa = None
 
     @property
     def seal_detail(self) -> str:
         """What the timeline says about the seal applied to a package."""
-        level = "B-T con marca temporale" if self.settings.tsa_url else "B-B"
+        level = "B-T con marca temporale" if self.tsa_url else "B-B"
         cert = self.sealer.identity.cert
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         holder = str(names[0].value) if names else cert.subject.rfc4514_string()
@@ -77,8 +104,11 @@ class Runtime:
 
     def build_documents(self, payload: dict[str, Any]) -> list[FileRef]:
         return build_documents(payload, sealer=self.sealer, font_dir=self.settings.font_dir,
-                               timestamper_url=self.settings.tsa_url,
-                               message_from=self.settings.message_from)
+                               attachments=submitted_attachments(payload),
+                               timestamper_url=self.tsa_url,
+                               message_from=self.settings.message_from,
+                               # checked at delivery against the recipient's own limit
+                               max_message_bytes=None)
 
     def verify_seal(self, pdf: bytes) -> SealCheck:
         return verify_seal(pdf, [self.settings.seal_trust_file])

@@ -47,12 +47,49 @@ class PackageSchema(Schema):
         return super().get_attribute(obj, attr, default)
 
 
+class TimelineEventSchema(Schema):
+    at = fields.DateTime()
+    event = fields.String(metadata={"description": "built, sealed, sent, accepted, delivered, "
+                                                   "registered, rejected, ..."})
+    detail = fields.String()
+
+
+class ProtocolSchema(Schema):
+    number = fields.String(attribute="protocol_number")
+    date = fields.Date(attribute="protocol_date")
+
+
+class RejectionSchema(Schema):
+    code = fields.String(attribute="rejection_code", allow_none=True)
+    reason = fields.String(attribute="rejection_reason")
+
+
+class PackageDetailSchema(PackageSchema):
+    """One package with its timeline and delivery state (the list leaves them out)."""
+
+    timeline = fields.List(fields.Nested(TimelineEventSchema), attribute="events")
+    delivery_attempts = fields.Integer()
+    delivery_error = fields.String(allow_none=True, metadata={
+        "description": "Perché l'ultima consegna non è riuscita (finché non riesce)"})
+    protocol = fields.Method("_protocol", allow_none=True, metadata={
+        "description": "Numero e data del protocollo del destinatario"})
+    rejection = fields.Method("_rejection", allow_none=True)
+
+    def _protocol(self, package: Any) -> dict[str, Any] | None:
+        return ProtocolSchema().dump(package) if package.protocol_number else None
+
+    def _rejection(self, package: Any) -> dict[str, Any] | None:
+        return RejectionSchema().dump(package) if package.rejection_reason else None
+
+
 class PackageListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
     status = fields.String(metadata={"enum": list(STATUSES),
                                      "description": "Solo i pacchetti in questo stato"})
+    q = fields.String(load_default="", validate=validate.Length(max=100), metadata={
+        "description": "Cerca nell'oggetto, nel mittente e nel codice di tracciamento"})
 
 
 class RegistrationSchema(FormSchema):
@@ -68,4 +105,4 @@ class RegistrationSchema(FormSchema):
     date = fields.Date(required=True, error_messages={
         **REQUIRED, "invalid": "Data non valida: usare il formato AAAA-MM-GG."},
         metadata={"label": "Data di protocollo", "widget": "date",
-                  "help": "Scegliere la data dal calendario o scriverla come aaaa-mm-gg."})
+                  "help": "La data assegnata dal protocollo."})

@@ -34,20 +34,27 @@ from .models import (
     BUILT,
     DELIVERED,
     REGISTERED,
+    REJECTED,
+    SENT,
     STATUSES,
     OutboxMessage,
     Package,
     PackageEvent,
     PackageFile,
+    PackageReply,
 )
+from .replies import ReplyError, parse_reply
 from .schemas import RegistrationSchema
 from .storage import PackageStore
 
 log = structlog.get_logger(__name__)
 
 DELIVER_TASK = "documents.deliver_package"
-#: The status a package's source is told about, for each status of ours.
+#: The status a package's source is told about, for each status of ours it knows (a sent
+#: PEC is not yet delivered; a rejection is for the protocol officer to follow up).
 CALLBACK_STATUS = {BUILT: "packaged", DELIVERED: DELIVERED, REGISTERED: REGISTERED}
+#: Statuses from which a protocol number can be recorded (by hand or by a Conferma.xml).
+REGISTRABLE = (SENT, DELIVERED)
 
 
 # --------------------------------------------------------------------------- reading
@@ -67,8 +74,10 @@ def get_package(session: Session, package_id: str, *, for_update: bool = False) 
     return package
 
 
-def list_packages(session: Session, statuses: Sequence[str] | None = None) -> list[Package]:
-    """Packages newest first, optionally only those in ``statuses``."""
+def list_packages(session: Session, statuses: Sequence[str] | None = None, *, search: str = "",
+                  failed: bool = False) -> list[Package]:
+    """Packages newest first, optionally only those in ``statuses`` (``failed``: also built
+    packages whose delivery failed) and matching ``search`` (subject, sender, tracking code)."""
     unknown = [status for status in statuses or () if status not in STATUSES]
     if unknown:
         raise InvalidInput("Filtro non valido.", errors={
@@ -76,7 +85,21 @@ def list_packages(session: Session, statuses: Sequence[str] | None = None) -> li
     query = select(Package).options(selectinload(Package.files)).order_by(
         Package.created_at.desc(), Package.id.desc())
     if statuses:
-        query = query.where(Package.status.in_(statuses))
+        wanted = Package.status.in_(statuses)
+        if failed:
+            wanted = wanted | ((Package.status == BUILT) & Package.delivery_error.is_not(None))
+        query = query.where(wanted)
+    elif failed:
+        query = query.where(Package.status == BUILT, Package.delivery_error.is_not(None))
+    words = search.split()
+    for word in words[:5]:
+        pattern = f"%{word}%"
+        # The tracking code is in the primary document's name (domanda-<tracking>.pdf).
+        in_files = select(PackageFile.id).where(PackageFile.package_id == Package.id,
+                                                PackageFile.name.ilike(pattern)).exists()
+        query = query.where(Package.subject.ilike(pattern) | Package.sender_name.ilike(pattern)
+                            | Package.sender_pec.ilike(pattern) | Package.sender_email.ilike(pattern)
+                            | Package.source_ref.ilike(pattern) | in_files)
     return list(session.scalars(query))
 
 
@@ -100,9 +123,20 @@ def package_header(payload: Mapping[str, Any]) -> dict[str, Any]:
             "sender_email": sender.get("email") or None,
             "recipient_name": str(recipient["name"]),
             "recipient_pec": str(recipient["pec"]),
+            "size_limit": int(recipient["pec_max_bytes"]) if recipient.get("pec_max_bytes") else None,
+            "registration_key": registration_key(meta.get("registration") or {}),
         }
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed build payload: missing {exc}") from exc
+
+
+def registration_key(registration: Mapping[str, Any]) -> str | None:
+    """``"<register>/<number>/<date>"``: how our registration is named in the Segnatura's
+    Identificatore and, by the recipient, in a Conferma's MessaggioRicevuto."""
+    code, number, date = (registration.get(k) for k in ("register_code", "number", "date"))
+    if not (code and number and date):
+        return None
+    return f"{code}/{str(number).strip().zfill(7)}/{date}"
 
 
 def build_package(
@@ -184,6 +218,8 @@ def enqueue_status(session: Session, package: Package) -> None:
     """
     if package.status == BUILT:
         enqueue(session, OutboxMessage, DELIVER_TASK, package_id=package.id)
+    if package.status not in CALLBACK_STATUS:
+        return
     kwargs: dict[str, Any] = {"source_ref": package.source_ref, "package_id": package.id,
                               "status": CALLBACK_STATUS[package.status]}
     if package.status == REGISTERED:
@@ -204,13 +240,41 @@ def deliver_package(session: Session, package_id: str, backend: DeliveryBackend)
     """Hand a built package to the protocol; a package already delivered only re-sends its status."""
     package = get_package(session, package_id, for_update=True)
     if package.status == BUILT:
-        detail = backend.deliver(session, package)
-        package.status = DELIVERED
-        package.delivered_at = utcnow()
-        package.events.append(PackageEvent(event="delivered", detail=detail))
+        package.delivery_attempts += 1
+        delivery = backend.deliver(session, package)
+        package.status = delivery.status
+        if delivery.status == DELIVERED:
+            package.delivered_at = utcnow()
+        else:
+            package.sent_at = utcnow()
+        package.delivery_error = None
+        package.events.append(PackageEvent(event=delivery.event, detail=delivery.detail))
         log.info("package_delivered", package_id=package.id, source_ref=package.source_ref,
-                 backend=backend.name)
+                 backend=backend.name, status=package.status)
     enqueue_status(session, package)
+    return package
+
+
+def record_delivery_failure(session: Session, package_id: str, error: str, *, retrying: bool) -> None:
+    """Keep a failed delivery visible: the error on the package and a line on its timeline."""
+    package = get_package(session, package_id, for_update=True)
+    if package.status != BUILT:
+        return
+    package.delivery_attempts += 1
+    package.delivery_error = error[:1000]
+    suffix = " Nuovo tentativo automatico a breve." if retrying else ""
+    package.events.append(PackageEvent(event="delivery_failed", detail=(error + suffix)[:1000]))
+    log.warning("package_delivery_failed", package_id=package.id, error=error, retrying=retrying)
+
+
+def retry_delivery(session: Session, package_id: str, *, actor: str) -> Package:
+    """The protocol officer's "retry now": deliver a package whose delivery failed, at once."""
+    package = get_package(session, package_id, for_update=True)
+    if package.status != BUILT:
+        raise Conflict("Il pacchetto è già stato consegnato: non c'è nulla da ritentare.")
+    package.events.append(PackageEvent(event="retry_requested", actor=actor,
+                                       detail="Nuovo tentativo di consegna richiesto"))
+    enqueue(session, OutboxMessage, DELIVER_TASK, package_id=package.id)
     return package
 
 
@@ -235,8 +299,17 @@ def register_protocol(session: Session, package_id: str, data: Mapping[str, Any]
         raise Conflict(
             f"Il pacchetto è già protocollato con il numero {package.protocol_number} "
             f"del {package.protocol_date:%d/%m/%Y}.", protocol=recorded)
-    if package.status != DELIVERED:
-        raise Conflict("Il pacchetto non è ancora stato consegnato alla casella del protocollo.")
+    if package.status not in REGISTRABLE:
+        raise Conflict("Il pacchetto non è ancora stato consegnato alla casella del protocollo."
+                       if package.status == BUILT else "Il pacchetto è stato respinto.")
+    mark_registered(package, number, date, actor=actor)
+    enqueue_status(session, package)
+    return package
+
+
+def mark_registered(package: Package, number: str, date: dt.date, *, actor: str | None,
+                    detail: str = "") -> None:
+    """Record the recipient's protocol registration (by hand or from a Conferma.xml)."""
     package.status = REGISTERED
     package.protocol_number = number
     package.protocol_date = date
@@ -244,10 +317,28 @@ def register_protocol(session: Session, package_id: str, data: Mapping[str, Any]
     package.registered_at = utcnow()
     package.events.append(PackageEvent(
         event="registered", actor=actor,
-        detail=f"Protocollo n. {number} del {date:%d/%m/%Y}"))
-    enqueue_status(session, package)
+        detail=f"Protocollo n. {number} del {date:%d/%m/%Y}{detail}"))
     log.info("package_registered", package_id=package.id, source_ref=package.source_ref,
              protocol_number=number)
+
+
+def reject_package(session: Session, package_id: str, reason: str, *, actor: str | None,
+                   code: str | None = None) -> Package:
+    """The recipient's protocol refused the package (by hand, or an Eccezione.xml)."""
+    package = get_package(session, package_id, for_update=True)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise InvalidInput("Indicare il motivo.", errors={"reason": ["Campo obbligatorio."]})
+    if package.status == REJECTED and (package.rejection_code, package.rejection_reason) == (code, reason):
+        return package
+    if package.status not in (BUILT, *REGISTRABLE):
+        raise Conflict("Il pacchetto è già protocollato o respinto.")
+    package.status = REJECTED
+    package.rejection_code = code
+    package.rejection_reason = reason[:1000]
+    prefix = f"Codice {code}: " if code else ""
+    package.events.append(PackageEvent(event="rejected", actor=actor, detail=(prefix + reason)[:1000]))
+    log.info("package_rejected", package_id=package.id, code=code)
     return package
 
 
@@ -317,3 +408,72 @@ def human_size(size: int) -> str:
             break
         value, unit = value / 1000, bigger
     return f"{value:.1f} {unit}".replace(".", ",")
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def record_reply(session: Session, data: bytes, *, channel: str, actor: str | None = None) -> Package:
+    """Apply a reply (Conferma.xml, Eccezione.xml, a PEC receipt) to the package it names.
+
+    Raises :class:`InvalidInput` when it does not parse or names no package we sent, with
+    nothing changed. The reply is kept as evidence; the same reply received twice (an IMAP
+    poll repeated, an upload retried) is recorded and applied once.
+    """
+    try:
+        reply = parse_reply(data)
+    except ReplyError as exc:
+        raise InvalidInput("La risposta non è leggibile.", errors={"body": [str(exc)]}) from exc
+    query = select(Package).options(selectinload(Package.files), selectinload(Package.events),
+                                    selectinload(Package.replies))
+    if reply.message_id is not None:
+        package = session.scalar(query.where(Package.message_id == reply.message_id).with_for_update())
+    else:
+        package = session.scalar(query.where(Package.registration_key == reply.registration_key)
+                                 .order_by(Package.created_at.desc()).with_for_update())
+    if package is None:
+        reference = reply.message_id or reply.registration_key
+        raise InvalidInput("La risposta non corrisponde ad alcun pacchetto inviato.",
+                           errors={"body": [f"nessun pacchetto per {reference}"]})
+    digest = hashlib.sha256(data).hexdigest()
+    if any(existing.sha256 == digest for existing in package.replies):
+        return package
+    if reply.kind == "conferma":
+        if package.status == REGISTERED:
+            recorded = (package.protocol_number, package.protocol_date)
+            if recorded != (reply.protocol_number, reply.protocol_date):
+                raise Conflict(f"Il pacchetto è già protocollato con il numero {package.protocol_number}.")
+        elif package.status in REGISTRABLE:
+            # parse_reply guarantees both for a Conferma.
+            mark_registered(package, str(reply.protocol_number), reply.protocol_date,  # type: ignore[arg-type]
+                            actor=actor, detail=reply.detail)
+        else:
+            raise Conflict("Il pacchetto non è in attesa di protocollazione.")
+    elif reply.kind == "eccezione":
+        reject_package(session, package.id, reply.reason or "", actor=actor, code=reply.code)
+    else:
+        _apply_receipt(package, reply.kind, reply.detail)
+    package.replies.append(PackageReply(kind=reply.kind, channel=channel, media_type=reply.media_type,
+                                        sha256=digest, content=data))
+    if package.status != BUILT:  # a failed delivery waits for "retry now", not an automatic resend
+        enqueue_status(session, package)
+    log.info("package_reply", package_id=package.id, kind=reply.kind, channel=channel, status=package.status)
+    return package
+
+
+#: PEC receipt -> timeline event.
+RECEIPT_EVENTS = {"accettazione": "accepted", "non-accettazione": "not_accepted",
+                  "avvenuta-consegna": "delivered", "errore-consegna": "delivery_error",
+                  "preavviso-errore-consegna": "delivery_error"}
+
+
+def _apply_receipt(package: Package, kind: str, detail: str) -> None:
+    event = RECEIPT_EVENTS[kind]
+    package.events.append(PackageEvent(event=event, detail=detail[:1000]))
+    if event == "delivered" and package.status == SENT:
+        package.status = DELIVERED
+        package.delivered_at = utcnow()
+    elif event in ("not_accepted", "delivery_error") and package.status == SENT:
+        # Not in the recipient's mailbox: back to "to deliver", visible with "retry now".
+        package.status = BUILT
+        package.delivery_error = detail[:1000]

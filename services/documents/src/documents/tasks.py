@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from ambito_common.db import session_scope
+from ambito_common.errors import Conflict, InvalidInput
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from . import services
+from .delivery import DeliveryRefused
+from .models import BUILT
+from .pec_inbox import poll_mailbox
+from .routing import route
 from .runtime import worker_runtime
+
+log = structlog.get_logger(__name__)
 
 #: OSError covers the disk, the network and pyHanko's TimestampRequestError.
 TRANSIENT = (OperationalError, PoolTimeoutError, OSError)
@@ -27,20 +35,55 @@ RETRY = {"bind": True, "acks_late": True, "autoretry_for": TRANSIENT, "retry_bac
 
 @shared_task(name="documents.build_package", **RETRY)
 def build_package(self: Any, source: str, source_ref: str, callback: str, payload: dict[str, Any]) -> str:
-    """Render, seal and store the package for ``(source, source_ref)`` once; returns its id."""
+    """Render, seal and store the package for ``(source, source_ref)`` once; returns its id.
+
+    The recipient is the AOO the kind of submission is routed to (``routing``).
+    """
     runtime = worker_runtime()
     return services.build_package(
         runtime.session_factory, runtime.store, runtime.build_documents,
-        source=source, source_ref=source_ref, callback=callback, payload=payload,
+        source=source, source_ref=source_ref, callback=callback, payload=route(payload, runtime.aoo),
         seal_detail=runtime.seal_detail)
 
 
 @shared_task(name="documents.deliver_package", **RETRY)
 def deliver_package(self: Any, package_id: str) -> str:
-    """Deliver a built package with the configured backend; returns its status."""
+    """Deliver a built package with the configured backend; returns its status.
+
+    Every failure is recorded on the package (visible with a "retry now" action); a
+    transient one (SMTP down) is then retried with backoff, a refusal is not.
+    """
     runtime = worker_runtime()
-    with session_scope(runtime.session_factory) as session:
-        return services.deliver_package(session, package_id, runtime.delivery).status
+    try:
+        with session_scope(runtime.session_factory) as session:
+            return services.deliver_package(session, package_id, runtime.delivery).status
+    except DeliveryRefused as exc:
+        with session_scope(runtime.session_factory) as session:
+            services.record_delivery_failure(session, package_id, str(exc), retrying=False)
+        return BUILT
+    except TRANSIENT as exc:
+        retrying = self.request.retries < self.max_retries and not self.request.called_directly
+        with session_scope(runtime.session_factory) as session:
+            services.record_delivery_failure(session, package_id, f"Consegna non riuscita: {exc}",
+                                             retrying=retrying)
+        raise
+
+
+@shared_task(name="documents.poll_replies", acks_late=True)
+def poll_replies() -> int:
+    """Read the PEC mailbox (``DOCUMENTS_PEC_IMAP_URL``) and apply the replies in it (beat)."""
+    runtime = worker_runtime()
+    if not runtime.settings.pec_imap_url:
+        return 0
+
+    def handle(raw: bytes) -> None:
+        try:
+            with session_scope(runtime.session_factory) as session:
+                services.record_reply(session, raw, channel="imap")
+        except (InvalidInput, Conflict) as exc:  # not for us, or already settled: nothing to retry
+            log.info("pec_message_ignored", reason=exc.detail, errors=getattr(exc, "errors", None))
+
+    return poll_mailbox(runtime.settings.pec_imap_url, handle)
 
 
 @shared_task(name="documents.relay_outbox")

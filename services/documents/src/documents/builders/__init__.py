@@ -7,6 +7,7 @@ Pure functions and classes: no Flask, no database. Typical use in a worker::
 """
 
 from .files import ROLES, FileRef, Role
+from .metadata import METADATA_NAME, build_metadata
 from .package import (
     DEFAULT_PEC_LIMIT,
     MANIFEST_NAME,
@@ -18,7 +19,7 @@ from .package import (
 from .pipeline import build_documents
 from .pki import DEV_P12_PASSWORD, DevPki, ensure_dev_pki
 from .render import DATA_ATTACHMENT_NAME, PDF_VARIANT, render_pdf, serialise_data
-from .seal import PadesSealer, SealCheck, SealIdentity, verify_seal
+from .seal import P7mCheck, PadesSealer, SealCheck, SealIdentity, verify_p7m, verify_seal
 from .segnatura import (
     DEFAULT_CLASSIFICA,
     SegnaturaCheck,
@@ -36,11 +37,13 @@ __all__ = [
     "DEV_P12_PASSWORD",
     "MANIFEST_NAME",
     "MESSAGE_NAME",
+    "METADATA_NAME",
     "PDF_VARIANT",
     "ROLES",
     "SEGNATURA_NAME",
     "DevPki",
     "FileRef",
+    "P7mCheck",
     "PackageTooLarge",
     "PadesSealer",
     "Role",
@@ -50,12 +53,14 @@ __all__ = [
     "SegnaturaError",
     "assemble_package",
     "build_documents",
+    "build_metadata",
     "build_segnatura",
     "ensure_dev_pki",
     "read_impronte",
     "render_pdf",
     "serialise_data",
     "validate_segnatura",
+    "verify_p7m",
     "verify_seal",
     "verify_segnatura",
 ]

@@ -1,4 +1,4 @@
-"""The file record passed between the builders (PDF, attachments, Segnatura, manifest, eml)."""
+"""The file record passed between the builders (PDF, attachments, Segnatura, metadata, manifest, eml)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Literal
 
 __all__ = ["ROLES", "FileRef", "Role"]
 
-Role = Literal["primary", "attachment", "segnatura", "manifest", "message"]
-ROLES: tuple[Role, ...] = ("primary", "attachment", "segnatura", "manifest", "message")
+Role = Literal["primary", "attachment", "segnatura", "metadata", "manifest", "message"]
+ROLES: tuple[Role, ...] = ("primary", "attachment", "segnatura", "metadata", "manifest", "message")
 
 
 @dataclass(frozen=True)

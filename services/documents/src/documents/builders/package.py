@@ -5,15 +5,16 @@ Package files, in order::
     <primary>.pdf      role "primary"     the sealed PDF/A
     <attachments...>   role "attachment"
     Segnatura.xml      role "segnatura"   XAdES-sealed AgID segnatura
+    metadata.xml       role "metadata"    Allegato 5 metadata of the primary (if given)
     manifest.json      role "manifest"    name, role, media type, SHA-256 and size of EVERY
                                           other file of the package, message.eml included
     message.eml        role "message"     RFC 5322 message to the recipient AOO's PEC address
                                           with the primary, the attachments and Segnatura.xml
 
 manifest.json does not list itself (its hash cannot be inside it); it does list
-message.eml, which is built first. The message does not carry manifest.json: the protocol
-message defined by AgID is primary + attachments + Segnatura, and the manifest is our
-archive's record of the package.
+message.eml, which is built first. The message carries neither manifest.json nor
+metadata.xml: the protocol message defined by AgID is primary + attachments + Segnatura, and
+the other two are our archive's (and the conservation system's) record of the package.
 """
 
 from __future__ import annotations
@@ -67,34 +68,37 @@ def assemble_package(
     segnatura: bytes,
     meta: Mapping[str, Any],
     message_from: str,
-    max_message_bytes: int = DEFAULT_PEC_LIMIT,
+    max_message_bytes: int | None = DEFAULT_PEC_LIMIT,
+    metadata: FileRef | None = None,
 ) -> list[FileRef]:
     """Return the package files (see module doc), raising :class:`PackageTooLarge` when the
-    message exceeds ``max_message_bytes``."""
+    message exceeds ``max_message_bytes`` (``None``: the caller checks at delivery, where the
+    recipient's own limit is known and an oversize package can be shown, not lost)."""
     if not primary.name.lower().endswith(".pdf"):
         raise ValueError(f"the primary document must be a .pdf, got {primary.name!r}")
     primary = dataclasses.replace(primary, role="primary")
     attachments = [dataclasses.replace(a, role="attachment") for a in attachments]
     segnatura_file = FileRef(SEGNATURA_NAME, "application/xml", segnatura, role="segnatura")
     payload = [primary, *attachments, segnatura_file]
-    names = [f.name for f in payload]
+    archived = [*payload, metadata] if metadata is not None else payload
+    names = [f.name for f in archived]
     duplicates = {n for n in names if names.count(n) > 1} | (set(names) & {MANIFEST_NAME, MESSAGE_NAME})
     if duplicates:
         raise ValueError(f"duplicate or reserved file names in the package: {sorted(duplicates)}")
 
     now = datetime.now(UTC).replace(microsecond=0)
     message_bytes, message_id = _build_message(payload, meta, message_from, now)
-    if len(message_bytes) > max_message_bytes:
+    if max_message_bytes is not None and len(message_bytes) > max_message_bytes:
         raise PackageTooLarge(len(message_bytes), max_message_bytes)
     message = FileRef(MESSAGE_NAME, "message/rfc822", message_bytes, role="message")
 
     manifest = FileRef(
         MANIFEST_NAME,
         "application/json",
-        _build_manifest([*payload, message], meta, message_id, message_from, now),
+        _build_manifest([*archived, message], meta, message_id, message_from, now),
         role="manifest",
     )
-    return [*payload, manifest, message]
+    return [*archived, manifest, message]
 
 
 def _build_manifest(

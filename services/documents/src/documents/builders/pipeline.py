@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import FileRef
+from .metadata import build_metadata
 from .package import DEFAULT_PEC_LIMIT, assemble_package
 from .render import render_pdf
 from .seal import PadesSealer
@@ -41,7 +42,7 @@ def build_documents(
     timestamper_url: str | None = None,
     message_from: str,
     attachments: list[FileRef] | None = None,
-    max_message_bytes: int = DEFAULT_PEC_LIMIT,
+    max_message_bytes: int | None = DEFAULT_PEC_LIMIT,
 ) -> list[FileRef]:
     """Build the protocol package for ``payload``.
 
@@ -50,6 +51,10 @@ def build_documents(
     :func:`~documents.builders.segnatura.build_segnatura`), optionally
     ``"seal": {"reason": ..., "location": ...}``. ``attachments`` are uploaded files that
     travel with the primary document (they are listed in the Segnatura, not sealed).
+
+    A recipient with ``meta["recipient"]["cades"]`` also gets the sealed PDF wrapped in a
+    CAdES signature (``<stem>.pdf.p7m``, an attachment listed in the Segnatura). The primary
+    document's Allegato 5 metadata travel in the package as ``metadata.xml``.
     """
     logger = _logger()
     log = logger.bind(file_stem=payload["file_stem"]) if hasattr(logger, "bind") else logger
@@ -86,6 +91,18 @@ def build_documents(
         sealed=True,
         timestamped=timestamper_url is not None,
     )
+    if (meta.get("recipient") or {}).get("cades"):
+        start = time.perf_counter()
+        p7m = sealer.sign_cades(sealed, timestamper_url=timestamper_url)
+        attachments.insert(0, FileRef(
+            f"{primary.name}.p7m",
+            "application/pkcs7-mime",
+            p7m,
+            description="Documento principale con firma CAdES (.p7m)",
+            sealed=True,
+            timestamped=timestamper_url is not None,
+        ))
+        log.info("cades_done", size=len(p7m), duration_ms=_ms(start))
     start = time.perf_counter()
     segnatura = build_segnatura(meta, primary, attachments, signer=sealer)
     files = assemble_package(
@@ -95,6 +112,7 @@ def build_documents(
         meta=meta,
         message_from=message_from,
         max_message_bytes=max_message_bytes,
+        metadata=build_metadata(str(payload.get("kind") or ""), meta, primary, attachments),
     )
     log.info(
         "package_assembled",

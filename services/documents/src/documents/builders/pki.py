@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,9 +68,10 @@ def ensure_dev_pki(
     half-written file. If the CA has to be (re)generated, the certificates it issues are
     regenerated too so that the set always chains.
 
-    Names longer than X.509's 64-character limit are shortened with an ellipsis in O and
-    CN. ``organization_identifier`` (e.g. ``"VATIT-12345678901"``) goes into the seal subject's
-    organizationIdentifier attribute (OID 2.5.4.97), as eIDAS seal certificates carry it.
+    Names fit X.509's 64-character limit without being cut where possible (see
+    :func:`_subject`). ``organization_identifier`` (e.g. ``"VATIT-12345678901"``) goes into the
+    seal subject's organizationIdentifier attribute (OID 2.5.4.97), as eIDAS seal certificates
+    carry it.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -98,9 +100,9 @@ def ensure_dev_pki(
         if seal_pair is None or not _issued_by(seal_pair[1], ca_cert):
             seal_pair = _make_seal(organisation, organization_identifier, ca_key, ca_cert, now)
             _write_pair(pki.seal_key, pki.seal_cert, *seal_pair)
-            _write_p12(pki.seal_p12, organisation, *seal_pair, ca_cert, p12_password)
+            _write_p12(pki.seal_p12, *seal_pair, ca_cert, p12_password)
         elif not _p12_matches(pki.seal_p12, p12_password, seal_pair[1]):
-            _write_p12(pki.seal_p12, organisation, *seal_pair, ca_cert, p12_password)
+            _write_p12(pki.seal_p12, *seal_pair, ca_cert, p12_password)
 
         tsa_pair = None if regenerate_children else _load_pair(pki.tsa_key, pki.tsa_cert)
         if tsa_pair is None or not _issued_by(tsa_pair[1], ca_cert):
@@ -117,36 +119,64 @@ def _new_key() -> rsa.RSAPrivateKey:
 
 
 _NAME_LIMIT = 64  # X.520 upper bound of commonName and organizationName (UTF-8 bytes here)
+#: "Ambito Territoriale Sociale Valle Seriana Superiore e Valle di Scalve" is called
+#: "Ambito Valle Seriana Superiore e Valle di Scalve" for short (ambito.json's short_name).
+_AMBITO_PREFIX = re.compile(r"^Ambito\s+territoriale(\s+sociale)?\s+", re.IGNORECASE)
 
 
-def _fit(text: str, limit: int = _NAME_LIMIT) -> str:
-    """Shorten ``text`` with an ellipsis so that it fits ``limit`` UTF-8 bytes.
+def _fits(text: str) -> bool:
+    return len(text.encode()) <= _NAME_LIMIT
 
-    Ambito names ("Ambito Territoriale Sociale Valle Seriana Superiore e Valle di Scalve")
-    are longer than the 64 characters X.509 allows for O and CN.
-    """
-    if len(text.encode()) <= limit:
+
+def _fit(text: str) -> str:
+    """Shorten ``text`` with an ellipsis so that it fits X.509's limit (the last resort)."""
+    if _fits(text):
         return text
-    while len((text + "…").encode()) > limit:
+    while not _fits(text + "…"):
         text = text[:-1]
     return text.rstrip() + "…"
 
 
-def _with_suffix(organisation: str, suffix: str) -> str:
-    return _fit(organisation, _NAME_LIMIT - len(suffix.encode())) + suffix
+def _organisation_name(organisation: str) -> str:
+    """``organisation`` as it fits an X.509 name: whole, else by its usual short form.
+
+    Ambito names are often longer than the 64 characters X.509 allows; people shorten them
+    to "Ambito <territory>", and so does this. Only a name still too long is cut.
+    """
+    if _fits(organisation):
+        return organisation
+    return _fit(_AMBITO_PREFIX.sub("Ambito ", organisation, count=1))
 
 
-def _name(*attrs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
+def _subject(
+    organisation: str, purpose: str, *extra: tuple[x509.ObjectIdentifier, str]
+) -> x509.Name:
+    """The subject of a dev certificate of ``organisation`` for ``purpose``.
+
+    OU says what the certificate is for and that it is a test one. CN, the name pages and
+    validators show, adds as much of that to the organisation as fits: "Comune di Prova -
+    sigillo elettronico (TEST)", else "Ambito Valle Seriana Superiore e Valle di Scalve (TEST)",
+    else the organisation alone. ``extra`` attributes follow O, as organizationIdentifier does
+    in eIDAS seal certificates.
+    """
+    name = _organisation_name(organisation)
+    unit = f"{purpose} (TEST)"
+    common = next((text for text in (f"{name} - {unit}", f"{name} (TEST)") if _fits(text)), name)
+    return x509.Name([
+        x509.NameAttribute(oid, value)
+        for oid, value in [
+            (NameOID.COUNTRY_NAME, "IT"),
+            (NameOID.ORGANIZATION_NAME, name),
+            *extra,
+            (NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            (NameOID.COMMON_NAME, common),
+        ]
+    ])
 
 
 def _make_ca(organisation: str, now: dt.datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _new_key()
-    subject = _name(
-        (NameOID.COUNTRY_NAME, "IT"),
-        (NameOID.ORGANIZATION_NAME, _fit(organisation)),
-        (NameOID.COMMON_NAME, _with_suffix(organisation, " - CA di test (TEST)")),
-    )
+    subject = _subject(organisation, "CA di test")
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -230,12 +260,9 @@ def _make_seal(
     now: dt.datetime,
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _new_key()
-    attrs: list[tuple[x509.ObjectIdentifier, str]] = [(NameOID.COUNTRY_NAME, "IT")]
-    attrs.append((NameOID.ORGANIZATION_NAME, _fit(organisation)))
-    if organization_identifier:
-        attrs.append((NameOID.ORGANIZATION_IDENTIFIER, organization_identifier))
-    attrs.append((NameOID.COMMON_NAME, _with_suffix(organisation, " - sigillo elettronico (TEST)")))
-    cert = _leaf_builder(_name(*attrs), key, ca_key, ca_cert, now, non_repudiation=True).sign(
+    extra = [(NameOID.ORGANIZATION_IDENTIFIER, organization_identifier)] if organization_identifier else []
+    subject = _subject(organisation, "sigillo elettronico", *extra)
+    cert = _leaf_builder(subject, key, ca_key, ca_cert, now, non_repudiation=True).sign(
         ca_key, hashes.SHA256()
     )
     return key, cert
@@ -248,11 +275,7 @@ def _make_tsa(
     now: dt.datetime,
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = _new_key()
-    subject = _name(
-        (NameOID.COUNTRY_NAME, "IT"),
-        (NameOID.ORGANIZATION_NAME, _fit(organisation)),
-        (NameOID.COMMON_NAME, _with_suffix(organisation, " - TSA di test (TEST)")),
-    )
+    subject = _subject(organisation, "TSA di test")
     cert = (
         _leaf_builder(subject, key, ca_key, ca_cert, now, non_repudiation=True)
         # RFC 3161 section 2.3: the TSA certificate must carry exactly this critical EKU.
@@ -341,14 +364,13 @@ def _write_pair(key_path: Path, cert_path: Path, key: rsa.RSAPrivateKey, cert: x
 
 def _write_p12(
     path: Path,
-    organisation: str,
     key: rsa.RSAPrivateKey,
     cert: x509.Certificate,
     ca_cert: x509.Certificate,
     password: str,
 ) -> None:
     data = pkcs12.serialize_key_and_certificates(
-        name=_with_suffix(organisation, " sigillo").encode(),
+        name=str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).encode(),
         key=key,
         cert=cert,
         cas=[ca_cert],

@@ -1,0 +1,148 @@
+"""The protocol inbox as a working tool: search, reject, upload a reply, failed deliveries with
+"retry now", the size limit, and the public certificates page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html import unescape
+from io import BytesIO
+
+import pytest
+from ambito_common.testing import free_port
+from documents import tasks
+from documents.services import get_package
+
+CALLBACK = "intake.package_status"
+
+
+@pytest.fixture
+def documents_browser(documents_client, documents_officer_token):  # type: ignore[no-untyped-def]
+    documents_client.set_cookie("ambito_identity", documents_officer_token)
+    return documents_client
+
+
+def _text(response) -> str:  # type: ignore[no-untyped-def]
+    return unescape(response.get_data(as_text=True))
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_search_by_tracking_code_sender_or_subject(documents_browser, documents_delivered, documents_build,
+                                                   documents_payload) -> None:
+    other = documents_build(2, documents_payload(tracking="Q4W8E2RT", number="0000002"))
+    tasks.deliver_package.run(package_id=other)
+    html = _text(documents_browser.get("/protocollo/?q=Q4W8E2RT"))
+    assert other in html and documents_delivered not in html
+    assert 'value="Q4W8E2RT"' in html and '<label for="cerca"' in html
+    html = _text(documents_browser.get("/protocollo/?q=Àncora"))
+    assert other in html and documents_delivered in html
+    assert "Nessun pacchetto" in _text(documents_browser.get("/protocollo/?q=inesistente"))
+
+
+def test_reject_with_a_reason(documents_browser, documents_delivered, documents_runtime,
+                              documents_outbox) -> None:
+    page = _text(documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}"))
+    assert "Respingi" in page
+    empty = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/rifiuto",
+                                   data={"csrf_token": _csrf(page), "reason": "  "})
+    assert empty.status_code == 422 and "Campo obbligatorio." in _text(empty)
+
+    before = documents_outbox()
+    response = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/rifiuto",
+                                      data={"csrf_token": _csrf(page), "reason": "Documento illeggibile"})
+    assert response.status_code == 303
+    html = _text(documents_browser.get(response.headers["Location"]))
+    assert "Pacchetto respinto." in html and "respinto" in html and "Documento illeggibile" in html
+    assert "Registra protocollo" not in html
+    with documents_runtime.session_factory() as session:
+        assert get_package(session, documents_delivered).rejection_reason == "Documento illeggibile"
+    assert documents_outbox() == before  # the submitter's status does not go backwards
+
+
+def test_upload_a_conferma_from_the_page(documents_browser, documents_delivered, documents_runtime) -> None:
+    today = dt.date.today().isoformat()
+
+    def identificatore(register: str, number: str) -> str:
+        return (f"<pec:Identificatore><prot:CodiceAmministrazione>c_c800</prot:CodiceAmministrazione>"
+                f"<prot:CodiceAOO>AOO_DEMO_CLUSONE</prot:CodiceAOO><prot:CodiceRegistro>{register}"
+                f"</prot:CodiceRegistro><prot:NumeroRegistrazione>{number}</prot:NumeroRegistrazione>"
+                f"<prot:DataRegistrazione>{today}</prot:DataRegistrazione></pec:Identificatore>")
+
+    conferma = (f'<pec:ConfermaRicezione xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
+                f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
+                f"{identificatore('PROT', '0000777')}<pec:MessaggioRicevuto>"
+                f"{identificatore('ISTANZE_ONLINE', '0000001')}</pec:MessaggioRicevuto>"
+                f"</pec:ConfermaRicezione>").encode()
+    inbox = _text(documents_browser.get("/protocollo/"))
+    assert 'enctype="multipart/form-data"' in inbox
+
+    bad = documents_browser.post("/protocollo/risposte", data={
+        "csrf_token": _csrf(inbox), "reply": (BytesIO(b"<nonsense/>"), "Conferma.xml")},
+        content_type="multipart/form-data")
+    assert bad.status_code == 422 and "non è leggibile" in _text(bad)
+
+    response = documents_browser.post("/protocollo/risposte", data={
+        "csrf_token": _csrf(inbox), "reply": (BytesIO(conferma), "Conferma.xml")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/protocollo/pacchetti/{documents_delivered}"
+    html = _text(documents_browser.get(response.headers["Location"]))
+    assert "Risposta registrata" in html and "0000777" in html
+    assert "Conferma di protocollazione (Conferma.xml)" in html and "caricata a mano" in html
+    link = re.search(r'href="(/protocollo/pacchetti/[^"]+/risposte/\d+)"', html).group(1)
+    evidence = documents_browser.get(link)
+    assert evidence.status_code == 200 and evidence.data == conferma
+    assert evidence.mimetype == "application/xml"
+    missing = documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}/risposte/999")
+    assert missing.status_code == 404
+
+
+def test_certificates_page_is_public(documents_client, documents_runtime) -> None:
+    response = documents_client.get("/protocollo/certificati")
+    assert response.status_code == 200
+    html = _text(response)
+    assert 'href="/api/documents/certificates/seal.pem"' in html
+    assert 'href="/api/documents/certificates/ca.pem"' in html
+    assert "sigillo elettronico (TEST)" in html
+    assert re.search(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", html)
+
+
+class TestFailedDeliveries:
+    """PEC configured, the provider's SMTP server unreachable."""
+
+    @pytest.fixture
+    def documents_environ(self, documents_environ: dict[str, str]) -> dict[str, str]:
+        return {**documents_environ, "DOCUMENTS_PEC_SMTP_URL": f"smtp://127.0.0.1:{free_port()}"}
+
+    def test_a_failed_delivery_is_visible_with_retry_now(self, documents_browser, documents_build,
+                                                         documents_outbox) -> None:
+        package_id = documents_build()
+        with pytest.raises(OSError):
+            tasks.deliver_package.run(package_id=package_id)
+
+        html = _text(documents_browser.get("/protocollo/?status=failed"))
+        assert package_id in html
+        assert package_id in _text(documents_browser.get("/protocollo/"))
+        page = _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
+        assert "Consegna non riuscita" in page and "Riprova ora" in page
+
+        response = documents_browser.post(f"/protocollo/pacchetti/{package_id}/consegna",
+                                          data={"csrf_token": _csrf(page)})
+        assert response.status_code == 303
+        notice = _text(documents_browser.get(response.headers["Location"]))
+        assert "Nuovo tentativo di consegna avviato" in notice
+        assert documents_outbox()[-1] == ("documents.deliver_package", {"package_id": package_id})
+
+    def test_the_size_limit_error_is_shown(self, documents_browser, documents_build,
+                                           documents_payload) -> None:
+        payload = documents_payload()
+        payload["kind"] = "other_submission"
+        payload["meta"]["recipient"]["pec_max_bytes"] = 10_000
+        package_id = documents_build(payload=payload)
+        assert tasks.deliver_package.run(package_id=package_id) == "built"
+        page = _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
+        assert "supera il limite di 10,0 kB della casella del destinatario" in page
+        assert 'role="alert"' in page

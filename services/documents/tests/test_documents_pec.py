@@ -1,0 +1,333 @@
+"""PEC delivery to a real SMTP server (aiosmtpd with TLS and authentication), retries when
+it is down, the size limit, and the replies that move a package: PEC receipts and AgID
+Conferma/Eccezione, uploaded through the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from ambito_common.testing import SHARED_DIR, free_port
+from documents import tasks
+from documents.models import PackageReply
+from documents.services import get_package
+from lxml import etree
+from sqlalchemy import func, select
+
+from .conftest import server_tls_context
+
+# With implicit TLS the whole connection is encrypted, but aiosmtpd cannot tell and warns.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+
+CALLBACK = "intake.package_status"
+PEC_FROM = "ambito.istanze@pec.example.it"
+USER, PASSWORD = "ambito", "segreto smtp"
+PEC_XSD = SHARED_DIR / "standards" / "agid-protocollo" / "pec_message.xsd"
+
+
+class _Mailbox:
+    """aiosmtpd handler keeping what was received, with its envelope."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:  # type: ignore[no-untyped-def]
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        USER.encode(), PASSWORD.encode())
+    return AuthResult(success=ok, handled=False)
+
+
+class _Smtp:
+    """A PEC provider's SMTP server on a fixed port, started and stopped at will."""
+
+    def __init__(self, cert: tuple[Path, Path], *, implicit_tls: bool) -> None:
+        self.cert, self.implicit_tls = cert, implicit_tls
+        self.port = free_port()
+        self.mailbox = _Mailbox()
+        self.controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        cafile = f"cafile={self.cert[0]}"
+        if self.implicit_tls:
+            return f"smtps://{USER}:segreto%20smtp@localhost:{self.port}?{cafile}"
+        return f"smtp://{USER}:segreto%20smtp@localhost:{self.port}?starttls=1&{cafile}"
+
+    def start(self) -> None:
+        context = server_tls_context(self.cert)
+        options: dict[str, Any] = {"authenticator": _authenticator, "auth_required": True}
+        if self.implicit_tls:
+            # The whole connection is TLS: aiosmtpd cannot tell, so allow AUTH explicitly.
+            self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
+                                         ssl_context=context, server_hostname="localhost",
+                                         auth_require_tls=False, **options)
+        else:
+            self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
+                                         tls_context=context, require_starttls=True, **options)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def documents_smtp_mode() -> str:
+    return "smtps"
+
+
+@pytest.fixture
+def documents_smtp(documents_smtp_mode: str, documents_tls_cert) -> Iterator[_Smtp]:  # type: ignore[no-untyped-def]
+    server = _Smtp(documents_tls_cert, implicit_tls=documents_smtp_mode == "smtps")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def documents_environ(documents_environ: dict[str, str], documents_smtp: _Smtp) -> dict[str, str]:
+    return {**documents_environ, "DOCUMENTS_PEC_SMTP_URL": documents_smtp.url,
+            "DOCUMENTS_PEC_FROM": PEC_FROM}
+
+
+def _package(runtime, package_id: str):  # type: ignore[no-untyped-def]
+    with runtime.session_factory() as session:
+        return get_package(session, package_id)
+
+
+def _receipt(kind: str, message_id: str, *, daticert: bool = True, header: bool = True,
+             error: str = "nessuno") -> bytes:
+    """A PEC receipt as a provider sends it (headers, text, daticert.xml)."""
+    receipt = EmailMessage(policy=SMTP_POLICY)
+    receipt["From"] = "posta-certificata@pec.provider.example.it"
+    receipt["To"] = PEC_FROM
+    receipt["Subject"] = f"{kind.upper()}: Manifestazione di interesse"
+    receipt["X-Ricevuta"] = kind
+    if header:
+        receipt["X-Riferimento-Message-ID"] = message_id
+    receipt.set_content(f"Ricevuta di {kind}")
+    if daticert:
+        xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<postacert tipo="{kind}" errore="{error}">
+  <intestazione><mittente>{PEC_FROM}</mittente>
+    <destinatari tipo="certificato">protocollo@pec.comune.clusone.bg.it</destinatari>
+    <risposte>{PEC_FROM}</risposte><oggetto>Manifestazione di interesse</oggetto></intestazione>
+  <dati><gestore-emittente>Provider PEC di prova</gestore-emittente>
+    <data zona="+0100"><giorno>21/11/2026</giorno><ora>10:16:00</ora></data>
+    <identificativo>opec-1234@pec.provider.example.it</identificativo>
+    <msgid>{message_id.replace("<", "&lt;").replace(">", "&gt;")}</msgid>
+    <ricevuta tipo="completa"/><consegna>protocollo@pec.comune.clusone.bg.it</consegna>
+    {"<errore-esteso>5.1.1 casella inesistente</errore-esteso>" if error != "nessuno" else ""}
+  </dati>
+</postacert>""".encode()
+        receipt.add_attachment(xml, maintype="application", subtype="xml", filename="daticert.xml")
+    return receipt.as_bytes()
+
+
+def _identificatore(register: str, number: str, date: str, ipa: str, aoo: str) -> str:
+    return (f"<pec:Identificatore><prot:CodiceAmministrazione>{ipa}</prot:CodiceAmministrazione>"
+            f"<prot:CodiceAOO>{aoo}</prot:CodiceAOO><prot:CodiceRegistro>{register}</prot:CodiceRegistro>"
+            f"<prot:NumeroRegistrazione>{number}</prot:NumeroRegistrazione>"
+            f"<prot:DataRegistrazione>{date}</prot:DataRegistrazione></pec:Identificatore>")
+
+
+def _agid_reply(root: str, ours_number: str = "0000001", *, theirs: str = "0012345",
+                motivo: str | None = None) -> bytes:
+    today = dt.date.today().isoformat()
+    ours = _identificatore("ISTANZE_ONLINE", ours_number, today, "c_c800", "AOO_DEMO_CLUSONE")
+    head = "" if root == "NotificaEccezione" else _identificatore(
+        "PROT_GENERALE", theirs, today, "c_c800", "AOO_DEMO_CLUSONE")
+    tail = f"<pec:Motivo>{motivo}</pec:Motivo>" if motivo else ""
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><pec:{root} '
+           f'xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
+           f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
+           f"{head}<pec:MessaggioRicevuto>{ours}</pec:MessaggioRicevuto>{tail}</pec:{root}>").encode()
+    # The replies used here are valid against AgID's own schema.
+    schema = etree.XMLSchema(etree.parse(str(PEC_XSD)))
+    assert schema.validate(etree.fromstring(xml)), schema.error_log
+    return xml
+
+
+@pytest.fixture
+def documents_sent(documents_build: Callable[..., str], documents_smtp: _Smtp) -> str:
+    package_id = documents_build()
+    assert tasks.deliver_package.run(package_id=package_id) == "sent"
+    return package_id
+
+
+def _upload(client, headers: dict[str, str], body: bytes):  # type: ignore[no-untyped-def]
+    return client.post("/api/documents/replies", data=body, headers=headers,
+                       content_type="application/octet-stream")
+
+
+@pytest.mark.parametrize("documents_smtp_mode", ["smtps", "starttls"])
+def test_a_package_reaches_the_pec_server(documents_sent, documents_smtp, documents_runtime,
+                                          documents_outbox) -> None:
+    package = _package(documents_runtime, documents_sent)
+    assert package.status == "sent" and package.sent_at is not None
+    [(mail_from, rcpt_tos, data)] = documents_smtp.mailbox.received
+    assert (mail_from, rcpt_tos) == (PEC_FROM, ["protocollo@pec.comune.clusone.bg.it"])
+    stored = documents_runtime.store.path(documents_sent, "message.eml").read_bytes()
+    assert data == stored  # byte for byte what the manifest hashes
+    message = email.message_from_bytes(data, policy=default_policy)
+    assert message["Message-ID"] == package.message_id
+    assert message["From"].addresses[0].addr_spec == PEC_FROM
+    assert [e.event for e in package.events] == ["built", "sealed", "sent"]
+    # Sent is not yet delivered: the submitter still sees "packaged".
+    assert [kw["status"] for task, kw in documents_outbox() if task == CALLBACK] == ["packaged"]
+
+
+def test_receipts_and_conferma_move_the_package(documents_sent, documents_client, documents_officer,
+                                                documents_runtime, documents_outbox) -> None:
+    message_id = _package(documents_runtime, documents_sent).message_id
+
+    accepted = _upload(documents_client, documents_officer, _receipt("accettazione", message_id))
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    assert accepted.get_json() == {"package_id": documents_sent, "status": "sent"}
+
+    # Correlated by daticert.xml's msgid when the header is missing.
+    delivered = _upload(documents_client, documents_officer,
+                        _receipt("avvenuta-consegna", message_id, header=False))
+    assert delivered.get_json() == {"package_id": documents_sent, "status": "delivered"}
+    assert documents_outbox()[-1] == (CALLBACK, {"source_ref": "application:1", "package_id": documents_sent,
+                                                 "status": "delivered"})
+
+    conferma = _upload(documents_client, documents_officer, _agid_reply("ConfermaRicezione"))
+    assert conferma.get_json() == {"package_id": documents_sent, "status": "registered"}
+    today = dt.date.today().isoformat()
+    assert documents_outbox()[-1] == (CALLBACK, {
+        "source_ref": "application:1", "package_id": documents_sent, "status": "registered",
+        "protocol": {"number": "0012345", "date": today}})
+
+    # The same Conferma again changes nothing.
+    assert _upload(documents_client, documents_officer, _agid_reply("ConfermaRicezione")).status_code == 200
+
+    detail = documents_client.get(f"/api/documents/packages/{documents_sent}", headers=documents_officer)
+    events = [entry["event"] for entry in detail.get_json()["timeline"]]
+    assert events == ["built", "sealed", "sent", "accepted", "delivered", "registered"]
+    assert "0012345" in detail.get_json()["timeline"][-1]["detail"]
+    with documents_runtime.session_factory() as session:
+        kinds = session.scalars(select(PackageReply.kind).order_by(PackageReply.id)).all()
+    assert kinds == ["accettazione", "avvenuta-consegna", "conferma"]
+
+
+def test_an_eccezione_rejects_the_package(documents_sent, documents_client, documents_officer,
+                                          documents_runtime) -> None:
+    response = _upload(documents_client, documents_officer,
+                       _agid_reply("NotificaEccezione", motivo="003 - Segnatura non conforme allo schema"))
+    assert response.get_json() == {"package_id": documents_sent, "status": "rejected"}
+    package = _package(documents_runtime, documents_sent)
+    assert (package.rejection_code, package.rejection_reason) == ("003", "Segnatura non conforme allo schema")
+    detail = documents_client.get(f"/api/documents/packages/{documents_sent}", headers=documents_officer)
+    assert detail.get_json()["rejection"] == {"code": "003", "reason": "Segnatura non conforme allo schema"}
+    assert package.events[-1].event == "rejected"
+
+
+def test_an_error_receipt_makes_the_delivery_retryable(documents_sent, documents_client, documents_officer,
+                                                       documents_runtime) -> None:
+    message_id = _package(documents_runtime, documents_sent).message_id
+    response = _upload(documents_client, documents_officer,
+                       _receipt("errore-consegna", message_id, error="no-dest"))
+    assert response.get_json()["status"] == "built"
+    package = _package(documents_runtime, documents_sent)
+    assert "casella inesistente" in package.delivery_error
+
+
+@pytest.mark.parametrize("body", [
+    b"",
+    b"not xml, not mail",
+    b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>",
+    b"<pec:ConfermaRicezione xmlns:pec='http://www.agid.gov.it/protocollo/pec/'><broken",
+    b"<other/>",
+])
+def test_unparseable_replies_are_rejected(documents_sent, documents_client, documents_officer,
+                                          documents_runtime, documents_outbox, body: bytes) -> None:
+    before = documents_outbox()
+    response = _upload(documents_client, documents_officer, body)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert documents_outbox() == before
+    assert _package(documents_runtime, documents_sent).status == "sent"
+
+
+def test_unmatched_replies_change_nothing(documents_sent, documents_client, documents_officer,
+                                          documents_runtime, documents_outbox) -> None:
+    before = documents_outbox()
+    for body in (_receipt("avvenuta-consegna", "<altro@pec.example.it>"),
+                 _agid_reply("ConfermaRicezione", ours_number="0000099")):
+        response = _upload(documents_client, documents_officer, body)
+        assert response.status_code == 422
+        assert "nessun pacchetto" in str(response.get_json()["errors"])
+    assert documents_outbox() == before
+    package = _package(documents_runtime, documents_sent)
+    assert package.status == "sent" and [e.event for e in package.events][-1] == "sent"
+    with documents_runtime.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(PackageReply)) == 0
+
+
+def test_replies_need_a_protocol_officer(documents_client, documents_operator_token) -> None:
+    assert _upload(documents_client, {}, b"<x/>").status_code == 401
+    operator = {"Authorization": f"Bearer {documents_operator_token}"}
+    assert _upload(documents_client, operator, b"<x/>").status_code == 403
+
+
+def test_smtp_down_means_retry_not_loss(documents_build, documents_smtp, documents_runtime,
+                                        documents_client, documents_officer, documents_outbox) -> None:
+    documents_smtp.stop()
+    package_id = documents_build()
+    with pytest.raises(OSError):
+        tasks.deliver_package.run(package_id=package_id)
+    package = _package(documents_runtime, package_id)
+    assert package.status == "built" and package.delivery_attempts == 1
+    assert package.delivery_error.startswith("Consegna non riuscita")
+    assert package.events[-1].event == "delivery_failed"
+    failed = documents_client.get(f"/api/documents/packages/{package_id}",
+                                  headers=documents_officer).get_json()
+    assert (failed["status"], failed["delivery_attempts"]) == ("built", 1)
+    assert failed["delivery_error"].startswith("Consegna non riuscita")
+
+    documents_smtp.start()
+    response = documents_client.post(f"/api/documents/packages/{package_id}/delivery",
+                                     headers=documents_officer)
+    assert response.status_code == 202
+    assert documents_outbox()[-1] == ("documents.deliver_package", {"package_id": package_id})
+    assert tasks.deliver_package.run(package_id=package_id) == "sent"
+    package = _package(documents_runtime, package_id)
+    assert package.delivery_error is None and package.delivery_attempts == 2
+    assert len(documents_smtp.mailbox.received) == 1
+
+    detail = documents_client.get(f"/api/documents/packages/{package_id}", headers=documents_officer)
+    assert (detail.get_json()["status"], detail.get_json()["delivery_error"]) == ("sent", None)
+
+    again = documents_client.post(f"/api/documents/packages/{package_id}/delivery", headers=documents_officer)
+    assert again.status_code == 409
+
+
+def test_a_package_over_the_recipient_limit_is_not_sent(documents_build, documents_payload, documents_smtp,
+                                                        documents_runtime) -> None:
+    payload = documents_payload()
+    payload["kind"] = "other_submission"  # not routed: the recipient (and its limit) as given
+    payload["meta"]["recipient"]["pec_max_bytes"] = 20_000
+    package_id = documents_build(payload=payload)
+
+    assert tasks.deliver_package.run(package_id=package_id) == "built"
+
+    package = _package(documents_runtime, package_id)
+    assert package.status == "built"
+    assert "supera il limite di 20,0 kB" in package.delivery_error
+    assert documents_smtp.mailbox.received == []
