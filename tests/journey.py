@@ -112,3 +112,30 @@ def _b64_sha256(data: bytes) -> str:
     import base64
 
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def conferma_for(segnatura: bytes, number: str, date: str) -> bytes:
+    """The Conferma.xml a recipient's protocol would send back for our ``segnatura``.
+
+    Its own registration is ``number``/``date``; ``MessaggioRicevuto`` repeats our
+    Identificatore, which is how the reply finds its package.
+    """
+    from lxml import etree
+
+    prot = "http://www.agid.gov.it/protocollo/"
+    ours = etree.fromstring(segnatura).find(f".//{{{prot}}}Identificatore")
+    values = {child.tag.split("}")[1]: child.text for child in ours}
+
+    def identificatore(register: str, value: str, when: str) -> str:
+        return (f"<pec:Identificatore><prot:CodiceAmministrazione>{values['CodiceAmministrazione']}"
+                f"</prot:CodiceAmministrazione><prot:CodiceAOO>{values['CodiceAOO']}</prot:CodiceAOO>"
+                f"<prot:CodiceRegistro>{register}</prot:CodiceRegistro><prot:NumeroRegistrazione>{value}"
+                f"</prot:NumeroRegistrazione><prot:DataRegistrazione>{when}</prot:DataRegistrazione>"
+                f"</pec:Identificatore>")
+
+    received = identificatore(values["CodiceRegistro"], values["NumeroRegistrazione"],
+                              values["DataRegistrazione"])
+    return (f'<?xml version="1.0"?><pec:ConfermaRicezione xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
+            f'xmlns:prot="{prot}" pec:versione="3.0.0" pec:lang="it">'
+            f"{identificatore('PROT_GENERALE', number, date)}<pec:MessaggioRicevuto>{received}"
+            f"</pec:MessaggioRicevuto></pec:ConfermaRicezione>").encode()

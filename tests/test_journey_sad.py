@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from documents.builders import read_impronte
 
 from tests.harness import embedded_platform
-from tests.journey import check_package, fetch
+from tests.journey import check_package, conferma_for, fetch
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +73,12 @@ def test_sad_request_with_uploads_reaches_the_comune_of_residence(tmp_path):
         impronte = read_impronte(files["Segnatura.xml"][1])
         for name, data in uploads.items():
             assert impronte[name] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+        # The comune's protocol answers with a Conferma.xml: the citizen's tracking shows its number.
+        today = dt.datetime.now(ZoneInfo("Europe/Rome")).date().isoformat()
+        reply = requests.post(platform.url + "/api/documents/replies", headers=officer, timeout=30,
+                              data=conferma_for(files["Segnatura.xml"][1], "0004321", today))
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["package_id"] == package_id
+        registered = platform.wait_status(code, "registered")
+        assert registered["protocol"] == {"number": "0004321", "date": today}
