@@ -31,8 +31,9 @@ $(ASSETS): package.json package-lock.json scripts/vendor_assets.py
 lint: setup
 	$(BIN)/ruff check .
 
-bench: setup  ## the documents pipeline against a bare WeasyPrint render
+bench: setup  ## each benchmark prints a ratio against a baseline measured in the same run
 	$(BIN)/python bench/bench_documents_pipeline.py
+	$(BIN)/python bench/bench_vouchers_ledger.py
 
 clean:
 	rm -rf var
