@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from ambito_common.web import create_service_app, new_spec
+from ambito_common.errors import ProblemSchema
+from ambito_common.web import create_service_app, new_spec, problem_response
 from apispec import APISpec
 from flask import Flask
 
@@ -45,8 +46,8 @@ def gateway_spec() -> APISpec:
     spec.components.schema("Login", schema=LoginSchema)
     spec.components.schema("Token", schema=TokenSchema)
     spec.components.schema("Identity", schema=IdentitySchema)
-    problem = {"description": "Errore (application/problem+json)",
-               "content": {"application/problem+json": {"schema": {"type": "object"}}}}
+    spec.components.schema("Problem", schema=ProblemSchema)
+    problem = problem_response("Errore (application/problem+json)")
     spec.path(path="/auth/login", operations={"post": {
         "summary": "Accesso di un operatore: token di identità e cookie di sessione.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": "Login"}}},

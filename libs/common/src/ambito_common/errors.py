@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from flask import Flask, Response, jsonify, render_template, request
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 from werkzeug.exceptions import HTTPException
 
 log = structlog.get_logger(__name__)
@@ -87,6 +87,17 @@ def wants_json() -> bool:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
+
+
+class ProblemSchema(Schema):
+    """The body of every error answer (RFC 9457); services subclass it to document their extra members."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "Messaggi per campo, con il percorso puntato."})
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .csrf import init_csrf
 from .db import init_app_db
-from .errors import register_error_handlers
+from .errors import PROBLEM_JSON, register_error_handlers
 from .identity import init_identity, verifier_from_file
 from .logging import configure_logging, init_request_id
 from .settings import PlatformSettings
@@ -86,6 +86,11 @@ def new_spec(service: str, title: str, version: str = "1.0.0") -> APISpec:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
                                                "bearerFormat": "JWT"})
     return spec
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response answered with the spec's ``Problem`` component (problem+json)."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": "Problem"}}}
 
 
 def format_date(value: dt.date | dt.datetime | str | None) -> str:

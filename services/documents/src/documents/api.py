@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ambito_common.db import db_session
+from ambito_common.errors import ProblemSchema
 from ambito_common.identity import PROTOCOL_OFFICER, Identity, current_identity, require_roles
-from ambito_common.web import new_spec
+from ambito_common.web import new_spec, problem_response
 from apispec import APISpec
 from cryptography.hazmat.primitives import serialization
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -125,7 +126,8 @@ def api_spec() -> APISpec:
     spec.components.schema("PackageDetail", schema=PackageDetailSchema)
     spec.components.schema("Registration", schema=RegistrationSchema)
     secured = {"security": [{"bearer": []}], "tags": ["protocollo"]}
-    problem = {"description": "Errore (application/problem+json)"}
+    spec.components.schema("Problem", schema=ProblemSchema)
+    problem = problem_response("Errore (application/problem+json)")
     package_id = {"in": "path", "name": "package_id", "required": True, "schema": {"type": "string"}}
     package_json = {"application/json": {"schema": "PackageDetail"}}
     errors = {"401": problem, "403": problem, "404": problem}

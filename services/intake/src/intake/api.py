@@ -10,9 +10,9 @@ import datetime as dt
 from typing import Any
 
 from ambito_common.db import db_session, utcnow
-from ambito_common.errors import PROBLEM_JSON
 from ambito_common.forms import document_in_openapi
 from ambito_common.web import ROME, new_spec
+from ambito_common.web import problem_response as _problem
 from apispec import APISpec
 from flask import Blueprint, current_app, jsonify, request, url_for
 
@@ -79,10 +79,6 @@ def get_application(tracking_code: str):  # type: ignore[no-untyped-def]
     if request_found is not None:
         return jsonify(sad_api.status_json(request_found))
     return jsonify(status_json(services.get_application(session, tracking_code)))
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": "Problem"}}}
 
 
 def build_spec() -> APISpec:

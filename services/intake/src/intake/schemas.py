@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ambito_common.errors import ProblemSchema
 from ambito_common.forms import Confirmation, FormSchema
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 from stdnum.it import codicefiscale, iva
@@ -298,12 +299,6 @@ class ApplicationStatusOut(Schema):
         "description": "Solo per una richiesta SAD: la lavorazione del servizio sociale del comune."})
 
 
-class ProblemOut(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
-                         metadata={"description": "Messaggi per campo, con il percorso puntato."})
+class ProblemOut(ProblemSchema):
     tracking_code = fields.String(metadata={
         "description": "Solo per una domanda già presentata: il suo codice di tracciamento."})

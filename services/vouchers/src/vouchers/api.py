@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ambito_common.db import db_session, utcnow
-from ambito_common.errors import PROBLEM_JSON, Forbidden, InvalidInput, NotFound
+from ambito_common.errors import Forbidden, InvalidInput, NotFound
 from ambito_common.identity import AMBITO_ADMIN, COMUNE_OPERATOR, Identity, current_identity, require_roles
 from ambito_common.web import new_spec
+from ambito_common.web import problem_response as _problem
 from apispec import APISpec
 from flask import Blueprint, current_app, jsonify, request
 
@@ -421,10 +422,6 @@ def pay_reimbursement(request_id: int):  # type: ignore[no-untyped-def]
         return 200, reimbursement_json(paid)
 
     return _idempotent_write(action)
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": "Problem"}}}
 
 
 AUTH_PROBLEMS = {"401": _problem("Token assente o non valido"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ambito_common.errors import ProblemSchema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 COMUNE_CODE = validate.Regexp(r"^[a-z0-9-]{2,60}$", error="Codice del comune non valido.")
@@ -55,15 +56,10 @@ class BudgetOut(Schema):
     available = fields.Integer()
 
 
-class ProblemOut(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
+class ProblemOut(ProblemSchema):
     available = fields.Integer(
         metadata={"description": "Centesimi disponibili (409 per budget insufficiente)."})
     available_eur = fields.String(metadata={"description": "Lo stesso importo in euro, ad es. «1.234,56 €»."})
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
 class VoucherIn(Schema):
