@@ -6,8 +6,13 @@ sender, is authoritative for where a package goes:
 
 * a co-programming application (``coprogramming_application``) goes to the lead comune's
   protocol, on behalf of the whole Ambito;
-* a citizen's request (``citizen_request``) goes to the protocol of the comune of residence,
-  named by the payload as ``payload["residence"]["comune"]`` (a comune code of ambito.json).
+* a citizen's request (``citizen_request``, ``sad_request``) and the documents the citizen adds
+  to it later (``sad_supplement``) go to the protocol of the comune of residence, named by the
+  payload as ``payload["residence"]["comune"]`` (a comune code of ambito.json);
+* a comune's reimbursement request (``reimbursement_request``) goes to the lead comune, which
+  manages the Ambito's funds; the Ambito's decision on it (``reimbursement_decision``) and a
+  voucher issued on a comune's budget (``voucher``) go to that comune's protocol, named the same
+  way as a residence.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ __all__ = ["AooDirectory", "RoutingError", "route", "submitted_attachments"]
 LEAD = "lead"
 RESIDENCE = "residence"
 #: Kind of submission -> whose protocol registers it.
-ROUTES = {"coprogramming_application": LEAD, "citizen_request": RESIDENCE, "sad_request": RESIDENCE}
+ROUTES = {
+    "coprogramming_application": LEAD,
+    "citizen_request": RESIDENCE,
+    "sad_request": RESIDENCE,
+    "sad_supplement": RESIDENCE,
+    "reimbursement_request": LEAD,
+    "reimbursement_decision": RESIDENCE,
+    "voucher": RESIDENCE,
+}
 _RECIPIENT_KEYS = ("name", "ipa_code", "aoo_code", "aoo_name", "pec", "cades")
 
 
@@ -75,7 +88,7 @@ def route(payload: Mapping[str, Any], directory: AooDirectory) -> dict[str, Any]
     elif rule == RESIDENCE:
         comune = (payload.get("residence") or {}).get("comune")
         if not comune:
-            raise RoutingError("a citizen's request must name the comune of residence "
+            raise RoutingError(f"a {payload.get('kind')} must name its comune "
                                "(payload['residence']['comune'])")
         recipient = directory.recipient(str(comune))
     else:
