@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import structlog
+from ambito_common import uploads
 from ambito_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ambito_common.forms import accepted_declarations, document_sections, load
 from ambito_common.identity import AMBITO_ADMIN, SOCIAL_WORKER, Identity
@@ -31,7 +32,7 @@ from ambito_common.web import ROME, format_date, format_datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import services, uploads
+from . import services
 from .codes import group_tracking_code, new_tracking_code, normalise_tracking_code
 from .models import OutboxMessage, SadAttachment, SadEvent, SadNote, SadRequest
 from .sad_schemas import ATTACHMENT_KINDS, CarePlanSchema, SadRequestSchema, isee_expired
