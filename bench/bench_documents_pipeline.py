@@ -3,8 +3,10 @@
 The pipeline is what a documents worker does for each submission: PDF/A-3u
 (tagged, with dati.json), PAdES B-T seal (RFC 3161 timestamp from a local TSA
 over HTTP, as embedded mode runs it), sealed Segnatura.xml, metadata.xml,
-manifest and message.eml. The baseline is WeasyPrint alone rendering the same HTML and CSS
-to a plain PDF. Both run interleaved in one process, on the same machine, in
+manifest and message.eml, with what a worker keeps between documents (the loaded seal key,
+the parsed static stylesheet and its font configuration, the kept-alive TSA connection). The
+baseline is WeasyPrint alone rendering the same HTML and CSS to a plain PDF with default
+options, as a one-off script would. Both run interleaved in one process, on the same machine, in
 the same minute, so the ratio survives a noisy 2-core host where absolute
 times do not.
 

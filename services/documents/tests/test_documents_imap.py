@@ -120,30 +120,42 @@ def _receipt(kind: str, message_id: str) -> bytes:
     return receipt.as_bytes()
 
 
-def _conferma_by_pec(number: str) -> bytes:
-    """A Conferma.xml sent by the recipient's protocol, wrapped by its PEC provider."""
+def _identificatore(register: str, value: str) -> str:
     today = dt.date.today().isoformat()
+    return (f"<pec:Identificatore><prot:CodiceAmministrazione>c_c800</prot:CodiceAmministrazione>"
+            f"<prot:CodiceAOO>AOO_DEMO_CLUSONE</prot:CodiceAOO><prot:CodiceRegistro>{register}"
+            f"</prot:CodiceRegistro><prot:NumeroRegistrazione>{value}</prot:NumeroRegistrazione>"
+            f"<prot:DataRegistrazione>{today}</prot:DataRegistrazione></pec:Identificatore>")
 
-    def identificatore(register: str, value: str) -> str:
-        return (f"<pec:Identificatore><prot:CodiceAmministrazione>c_c800</prot:CodiceAmministrazione>"
-                f"<prot:CodiceAOO>AOO_DEMO_CLUSONE</prot:CodiceAOO><prot:CodiceRegistro>{register}"
-                f"</prot:CodiceRegistro><prot:NumeroRegistrazione>{value}</prot:NumeroRegistrazione>"
-                f"<prot:DataRegistrazione>{today}</prot:DataRegistrazione></pec:Identificatore>")
 
-    xml = (f'<?xml version="1.0"?><pec:ConfermaRicezione xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
+def _agid_by_pec(root: str, inner: str, filename: str) -> bytes:
+    """An AgID reply sent by the recipient's protocol, wrapped by its PEC provider."""
+    xml = (f'<?xml version="1.0"?><pec:{root} xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
            f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
-           f"{identificatore('PROT_GENERALE', number)}<pec:MessaggioRicevuto>"
-           f"{identificatore('ISTANZE_ONLINE', '0000001')}</pec:MessaggioRicevuto></pec:ConfermaRicezione>")
+           f"{inner}</pec:{root}>")
     original = EmailMessage(policy=SMTP_POLICY)
-    original["Subject"] = "Conferma di ricezione"
-    original.set_content("Conferma di protocollazione")
-    original.add_attachment(xml.encode(), maintype="application", subtype="xml", filename="Conferma.xml")
+    original["Subject"] = filename
+    original.set_content("Risposta del protocollo")
+    original.add_attachment(xml.encode(), maintype="application", subtype="xml", filename=filename)
     envelope = EmailMessage(policy=SMTP_POLICY)
-    envelope["Subject"] = "POSTA CERTIFICATA: Conferma di ricezione"
+    envelope["Subject"] = f"POSTA CERTIFICATA: {filename}"
     envelope["X-Trasporto"] = "posta-certificata"
     envelope.set_content("Messaggio di posta certificata")
     envelope.add_attachment(original, filename="postacert.eml")
     return envelope.as_bytes()
+
+
+def _ours() -> str:
+    return f"<pec:MessaggioRicevuto>{_identificatore('ISTANZE_ONLINE', '0000001')}</pec:MessaggioRicevuto>"
+
+
+def _conferma_by_pec(number: str) -> bytes:
+    theirs = _identificatore("PROT_GENERALE", number)
+    return _agid_by_pec("ConfermaRicezione", theirs + _ours(), "Conferma.xml")
+
+
+def _eccezione_by_pec(motivo: str) -> bytes:
+    return _agid_by_pec("NotificaEccezione", f"{_ours()}<pec:Motivo>{motivo}</pec:Motivo>", "Eccezione.xml")
 
 
 def test_the_poller_applies_replies_from_the_pec_mailbox(documents_imap, documents_build, documents_runtime,
@@ -171,3 +183,18 @@ def test_the_poller_applies_replies_from_the_pec_mailbox(documents_imap, documen
     assert documents_outbox()[-1][1]["protocol"] == {"number": "0077001", "date": dt.date.today().isoformat()}
     assert all("\\Seen" in flags for _, flags in documents_imap.messages)
     assert tasks.poll_replies.run() == 0
+
+
+def test_an_eccezione_by_pec_rejects_and_tells_the_source(documents_imap, documents_delivered,
+                                                          documents_runtime, documents_outbox) -> None:
+    documents_imap.messages.append((_eccezione_by_pec("Codice 004: Destinatario non competente"), set()))
+
+    assert tasks.poll_replies.run() == 1
+
+    with documents_runtime.session_factory() as session:
+        package = get_package(session, documents_delivered)
+        assert (package.status, package.rejection_code) == ("rejected", "004")
+        assert [reply.kind for reply in package.replies] == ["eccezione"]
+    assert documents_outbox()[-1] == (CALLBACK, {
+        "source_ref": "application:1", "package_id": documents_delivered, "status": "rejected",
+        "rejection": {"code": "004", "reason": "Destinatario non competente"}})

@@ -59,7 +59,15 @@ def test_reject_with_a_reason(documents_browser, documents_delivered, documents_
     assert "Registra protocollo" not in html
     with documents_runtime.session_factory() as session:
         assert get_package(session, documents_delivered).rejection_reason == "Documento illeggibile"
-    assert documents_outbox() == before  # the submitter's status does not go backwards
+    # The source hears of it, with the reason, and the same rejection sent again changes nothing.
+    rejected = (CALLBACK, {"source_ref": "application:1", "package_id": documents_delivered,
+                           "status": "rejected",
+                           "rejection": {"code": None, "reason": "Documento illeggibile"}})
+    assert documents_outbox()[len(before):] == [rejected]
+    documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/rifiuto",
+                           data={"csrf_token": _csrf(page), "reason": "Documento  illeggibile"})
+    with documents_runtime.session_factory() as session:
+        assert [e.event for e in get_package(session, documents_delivered).events].count("rejected") == 1
 
 
 def test_upload_a_conferma_from_the_page(documents_browser, documents_delivered, documents_runtime) -> None:

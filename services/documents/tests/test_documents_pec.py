@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -17,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from ambito_common.testing import SHARED_DIR, free_port
+from celery.exceptions import Retry
 from documents import tasks
 from documents.models import PackageReply
 from documents.services import get_package
@@ -39,9 +45,16 @@ class _Mailbox:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, list[str], bytes]] = []
+        self.kill_on_data: int | None = None  # a process to kill once a message is in
+        self.drop_on_data = False  # hang up instead of answering the DATA
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        if self.kill_on_data is not None:  # the sender dies before it learns the outcome
+            os.kill(self.kill_on_data, signal.SIGKILL)
+            self.kill_on_data = None
+        if self.drop_on_data:
+            server.transport.close()
         return "250 OK"
 
 
@@ -100,9 +113,15 @@ def documents_smtp(documents_smtp_mode: str, documents_tls_cert) -> Iterator[_Sm
 
 
 @pytest.fixture
-def documents_environ(documents_environ: dict[str, str], documents_smtp: _Smtp) -> dict[str, str]:
+def documents_resend_after() -> str:
+    return "600"
+
+
+@pytest.fixture
+def documents_environ(documents_environ: dict[str, str], documents_smtp: _Smtp,
+                      documents_resend_after: str) -> dict[str, str]:
     return {**documents_environ, "DOCUMENTS_PEC_SMTP_URL": documents_smtp.url,
-            "DOCUMENTS_PEC_FROM": PEC_FROM}
+            "DOCUMENTS_PEC_FROM": PEC_FROM, "DOCUMENTS_PEC_RESEND_AFTER_SECONDS": documents_resend_after}
 
 
 def _package(runtime, package_id: str):  # type: ignore[no-untyped-def]
@@ -227,10 +246,18 @@ def test_receipts_and_conferma_move_the_package(documents_sent, documents_client
 
 
 def test_an_eccezione_rejects_the_package(documents_sent, documents_client, documents_officer,
-                                          documents_runtime) -> None:
-    response = _upload(documents_client, documents_officer,
-                       _agid_reply("NotificaEccezione", motivo="003 - Segnatura non conforme allo schema"))
+                                          documents_runtime, documents_outbox) -> None:
+    before = documents_outbox()
+    eccezione = _agid_reply("NotificaEccezione", motivo="003 - Segnatura non conforme allo schema")
+    response = _upload(documents_client, documents_officer, eccezione)
     assert response.get_json() == {"package_id": documents_sent, "status": "rejected"}
+    # The source is told once, with the code and the reason (contract 1); the same reply again
+    # adds nothing.
+    assert documents_outbox()[len(before):] == [(CALLBACK, {
+        "source_ref": "application:1", "package_id": documents_sent, "status": "rejected",
+        "rejection": {"code": "003", "reason": "Segnatura non conforme allo schema"}})]
+    assert _upload(documents_client, documents_officer, eccezione).status_code == 200
+    assert len(documents_outbox()) == len(before) + 1
     package = _package(documents_runtime, documents_sent)
     assert (package.rejection_code, package.rejection_reason) == ("003", "Segnatura non conforme allo schema")
     detail = documents_client.get(f"/api/documents/packages/{documents_sent}", headers=documents_officer)
@@ -331,3 +358,75 @@ def test_a_package_over_the_recipient_limit_is_not_sent(documents_build, documen
     assert package.status == "built"
     assert "supera il limite di 20,0 kB" in package.delivery_error
     assert documents_smtp.mailbox.received == []
+
+
+def _deliver_in_a_worker_killed_after_data(environ: dict[str, str], smtp: _Smtp, package_id: str) -> None:
+    """Run the delivery task in a worker process that dies once the SMTP server has the message
+    in full, before it can commit the outcome: the window where a blind retry sends twice."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("AMBITO_", "DOCUMENTS_"))} | environ
+    worker = subprocess.Popen([sys.executable, "-c", "import sys; from documents import tasks; "
+                               "tasks.deliver_package.run(package_id=sys.argv[1])", package_id], env=env)
+    smtp.mailbox.kill_on_data = worker.pid
+    assert worker.wait(timeout=120) == -signal.SIGKILL
+    assert len(smtp.mailbox.received) == 1
+
+
+def test_a_crash_after_data_does_not_send_the_pec_twice(documents_build, documents_smtp, documents_environ,
+                                                        documents_runtime, documents_client,
+                                                        documents_officer, documents_officer_token) -> None:
+    package_id = documents_build()
+    _deliver_in_a_worker_killed_after_data(documents_environ, documents_smtp, package_id)
+    package = _package(documents_runtime, package_id)
+    assert package.status == "built" and package.sending_since is not None  # the attempt, committed
+    documents_client.set_cookie("ambito_identity", documents_officer_token)
+    page = documents_client.get(f"/protocollo/pacchetti/{package_id}").get_data(as_text=True)
+    assert "Invio PEC in corso" in page
+
+    # The message is redelivered to another worker: it waits for the receipt, it does not resend.
+    with pytest.raises(Retry):
+        tasks.deliver_package.run(package_id=package_id)
+    assert len(documents_smtp.mailbox.received) == 1
+
+    # The provider's accettazione for that Message-ID settles it: the package was sent.
+    accepted = _upload(documents_client, documents_officer, _receipt("accettazione", package.message_id))
+    assert accepted.get_json() == {"package_id": package_id, "status": "sent"}
+    assert tasks.deliver_package.run(package_id=package_id) == "sent"
+    assert len(documents_smtp.mailbox.received) == 1
+    package = _package(documents_runtime, package_id)
+    assert [e.event for e in package.events] == ["built", "sealed", "sent", "accepted"]
+    assert package.sending_since is None and package.sent_at is not None
+
+
+def test_a_connection_lost_after_data_waits_for_the_receipt(documents_build, documents_smtp,
+                                                            documents_runtime) -> None:
+    package_id = documents_build()
+    documents_smtp.mailbox.drop_on_data = True
+    with pytest.raises(OSError):
+        tasks.deliver_package.run(package_id=package_id)
+    package = _package(documents_runtime, package_id)
+    assert package.status == "built" and package.sending_since is not None
+    assert "attende la ricevuta di accettazione" in package.events[-1].detail
+
+    documents_smtp.mailbox.drop_on_data = False
+    with pytest.raises(Retry):  # not sent again blindly
+        tasks.deliver_package.run(package_id=package_id)
+    assert len(documents_smtp.mailbox.received) == 1
+
+
+@pytest.mark.parametrize("documents_resend_after", ["1"])
+def test_without_a_receipt_the_same_message_goes_again_after_the_grace_period(
+        documents_build, documents_smtp, documents_environ, documents_runtime) -> None:
+    package_id = documents_build()
+    _deliver_in_a_worker_killed_after_data(documents_environ, documents_smtp, package_id)
+    time.sleep(1.2)  # DOCUMENTS_PEC_RESEND_AFTER_SECONDS=1 and no accettazione came
+
+    assert tasks.deliver_package.run(package_id=package_id) == "sent"
+
+    first, second = (data for _, _, data in documents_smtp.mailbox.received)
+    assert first == second  # the same message, the same Message-ID: a duplicate the recipient can spot
+    package = _package(documents_runtime, package_id)
+    assert email.message_from_bytes(second, policy=default_policy)["Message-ID"] == package.message_id
+    assert [e.event for e in package.events] == ["built", "sealed", "resending", "sent"]
+    assert package.message_id in package.events[2].detail
+    assert package.delivery_attempts == 2 and package.sending_since is None

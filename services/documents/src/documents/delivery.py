@@ -16,11 +16,14 @@ protocol officer downloads the package and records the number). The backend chos
 A backend raises :class:`DeliveryRefused` for a failure that repeating cannot cure (the
 message is over the recipient's size limit, the server refuses the recipient for good);
 anything else it raises (``OSError``: the connection, ``smtplib.SMTPException``) is
-transient and the task retries it with backoff.
+transient and the task retries it with backoff. A connection lost once the message was
+handed over (DATA) raises :class:`DeliveryUncertain`: the provider may have accepted it, so
+the service waits for its receipt before sending again (see ``services.deliver_package``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -41,6 +44,10 @@ class DeliveryRefused(Exception):
     """The package cannot be delivered as it is; retrying would fail the same way."""
 
 
+class DeliveryUncertain(OSError):
+    """The conversation broke after the message was handed over: it may have been accepted."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What happened: the package's new status and a line for its timeline."""
@@ -53,12 +60,14 @@ class Delivery:
 class DeliveryBackend:
     """Delivers one package.
 
-    ``deliver`` must be safe to call again for the same package (tasks are
-    at-least-once): the service only calls it for a package not yet delivered,
-    but a crash after an external send and before the commit repeats it.
+    ``deliver`` is called only for a package not yet delivered. An ``external`` backend's
+    send cannot be undone and may outlive a crash before the commit: the service records
+    the attempt first and, finding one unresolved, waits for the provider's receipt rather
+    than sending blindly again.
     """
 
     name: ClassVar[str]
+    external: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, store: PackageStore) -> None:
         self.settings = settings
@@ -91,6 +100,7 @@ class PecBackend(DeliveryBackend):
     """PEC over SMTP to the recipient AOO's PEC address (see module doc)."""
 
     name = "pec"
+    external = True
 
     def deliver(self, session: Session, package: Package) -> Delivery:
         from .services import human_size
@@ -133,9 +143,31 @@ def send_raw(url: str, sender: str, recipients: list[str], message: bytes) -> No
         smtp = smtplib.SMTP_SSL(host, port or 465, timeout=60, context=context)
     else:
         smtp = smtplib.SMTP(host, port or 25, timeout=60)
-    with smtp:
+    data = smtp.data
+    handed_over = False
+
+    def tracked_data(msg: bytes) -> tuple[int, bytes]:
+        nonlocal handed_over
+        handed_over = True
+        return data(msg)
+
+    smtp.data = tracked_data  # type: ignore[method-assign]  # smtplib.sendmail calls self.data
+    try:
         if options.get("starttls") == ["1"]:
             smtp.starttls(context=context)
         if parts.username:
             smtp.login(unquote(parts.username), unquote(parts.password or ""))
-        smtp.sendmail(sender, recipients, message)
+        try:
+            smtp.sendmail(sender, recipients, message)
+        except smtplib.SMTPDataError:
+            raise  # the server answered the DATA: it did not take the message
+        except OSError as exc:  # smtplib.SMTPException is an OSError
+            if handed_over:
+                raise DeliveryUncertain(
+                    f"connessione interrotta dopo la trasmissione del messaggio: {exc}") from exc
+            raise
+    finally:
+        # Once the message is accepted a failing QUIT changes nothing: never report it.
+        with contextlib.suppress(OSError):
+            smtp.quit()
+        smtp.close()

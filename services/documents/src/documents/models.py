@@ -61,6 +61,9 @@ class Package(Base):
     registration_key: Mapped[str | None] = mapped_column(String(100), index=True)
     size_limit: Mapped[int | None] = mapped_column(BigInteger)  # recipient's PEC limit in bytes
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A PEC handed to the SMTP server whose outcome we do not know yet: set (and committed)
+    # before the SMTP conversation, cleared when it ends either way or a receipt settles it.
+    sending_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     delivery_error: Mapped[str | None] = mapped_column(String(1000))  # last failure, until it works
     rejection_code: Mapped[str | None] = mapped_column(String(50))

@@ -14,14 +14,18 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
+from email.utils import formataddr
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 from ambito_common.db import session_scope, utcnow
 from ambito_common.errors import Conflict, InvalidInput, NotFound, flatten_errors
+from ambito_common.mail import send_mail
 from ambito_common.outbox import enqueue
+from ambito_common.settings import PlatformSettings
 from ambito_common.web import ROME
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -29,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .builders import FileRef
-from .delivery import DeliveryBackend
+from .delivery import Delivery, DeliveryBackend, DeliveryUncertain
 from .models import (
     BUILT,
     DELIVERED,
@@ -50,9 +54,10 @@ from .storage import PackageStore
 log = structlog.get_logger(__name__)
 
 DELIVER_TASK = "documents.deliver_package"
+COPIES_TASK = "documents.send_copies"
 #: The status a package's source is told about, for each status of ours it knows (a sent
-#: PEC is not yet delivered; a rejection is for the protocol officer to follow up).
-CALLBACK_STATUS = {BUILT: "packaged", DELIVERED: DELIVERED, REGISTERED: REGISTERED}
+#: PEC is not yet delivered, so the source still sees "packaged").
+CALLBACK_STATUS = {BUILT: "packaged", DELIVERED: DELIVERED, REGISTERED: REGISTERED, REJECTED: REJECTED}
 #: Statuses from which a protocol number can be recorded (by hand or by a Conferma.xml).
 REGISTRABLE = (SENT, DELIVERED)
 
@@ -130,6 +135,22 @@ def package_header(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"malformed build payload: missing {exc}") from exc
 
 
+def courtesy_copies(payload: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``meta["copies"]``: who gets the sealed document by e-mail once it is built (contract 4),
+    one entry per address whatever its spelling, checked before the build like the header."""
+    copies: dict[str, dict[str, str]] = {}
+    for entry in payload.get("meta", {}).get("copies") or ():
+        try:
+            address = str(entry["email"]).strip()
+            name = str(entry.get("name") or "").strip()
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed build payload: bad courtesy copy {entry!r}") from exc
+        if "@" not in address or any(c in address for c in " ,;<>\r\n"):
+            raise ValueError(f"malformed build payload: bad courtesy copy address {address!r}")
+        copies.setdefault(address.lower(), {"name": name[:300], "email": address[:254]})
+    return list(copies.values())
+
+
 def registration_key(registration: Mapping[str, Any]) -> str | None:
     """``"<register>/<number>/<date>"``: how our registration is named in the Segnatura's
     Identificatore and, by the recipient, in a Conferma's MessaggioRicevuto."""
@@ -166,6 +187,7 @@ def build_package(
             return existing.id
 
     header = package_header(payload)
+    copies = courtesy_copies(payload)
     package_id = str(uuid.uuid4())
     log.info("package_build_start", source=source, source_ref=source_ref, package_id=package_id)
     started = time.perf_counter()
@@ -188,6 +210,8 @@ def build_package(
             session.add(package)
             session.flush()
             enqueue_status(session, package)
+            if copies:  # chained after the build, in the same commit: never lost, never early
+                enqueue(session, OutboxMessage, COPIES_TASK, package_id=package_id, copies=copies)
     except IntegrityError:
         store.remove(package_id)
         with session_scope(session_factory) as session:
@@ -224,6 +248,9 @@ def enqueue_status(session: Session, package: Package) -> None:
                               "status": CALLBACK_STATUS[package.status]}
     if package.status == REGISTERED:
         kwargs["protocol"] = protocol_of(package)
+    elif package.status == REJECTED:
+        # The source tells its submitter why (contract: rejection={"code", "reason"}).
+        kwargs["rejection"] = {"code": package.rejection_code, "reason": package.rejection_reason}
     enqueue(session, OutboxMessage, package.callback, **kwargs)
 
 
@@ -233,38 +260,170 @@ def protocol_of(package: Package) -> dict[str, str] | None:
     return {"number": package.protocol_number, "date": package.protocol_date.isoformat()}
 
 
+# --------------------------------------------------------------------------- courtesy copies
+
+
+COPY_SENT = "copy_sent"
+
+
+def send_copies(session_factory: sessionmaker[Session], store: PackageStore, platform: PlatformSettings,
+                *, package_id: str, copies: Sequence[Mapping[str, str]]) -> int:
+    """E-mail the sealed primary document to each courtesy copy once; returns how many went now.
+
+    Each address is its own step, committed with its ``copy_sent`` event right after the
+    send, so a redelivered task skips the addresses already served. A crash between a
+    send and its commit sends that one copy again: a courtesy copy is plain mail, where
+    twice is better than never (the PEC to the protocol is guarded more strictly).
+    """
+    sent = 0
+    for copy in copies:
+        with session_scope(session_factory) as session:
+            package = get_package(session, package_id, for_update=True)
+            address = copy["email"]
+            if any(event.event == COPY_SENT and event.detail.lower() == address.lower()
+                   for event in package.events):
+                continue
+            primary = package.primary_file
+            if primary is None:
+                raise ValueError(f"package {package_id} has no primary document")
+            pdf = store.path(package.id, primary.name).read_bytes()
+            send_mail(platform.smtp_url, copy_message(package, copy, pdf, platform))
+            package.events.append(PackageEvent(event=COPY_SENT, detail=address))
+            log.info("package_copy_sent", package_id=package_id, to=address)
+            sent += 1
+    return sent
+
+
+def copy_message(package: Package, copy: Mapping[str, str], pdf: bytes,
+                 platform: PlatformSettings) -> EmailMessage:
+    """The courtesy copy: plain platform mail (not PEC) with the sealed PDF attached."""
+    message = EmailMessage()
+    message["From"] = platform.mail_from
+    message["To"] = formataddr((copy.get("name") or "", copy["email"]))
+    message["Subject"] = f"Documento sigillato: {package.subject}"
+    greeting = f"Gentile {copy['name']}," if copy.get("name") else "Gentile destinatario,"
+    message.set_content("\n".join([
+        greeting,
+        "",
+        "le inviamo per conoscenza, in allegato, il documento",
+        f"«{package.subject}»,",
+        f"sigillato elettronicamente e trasmesso a {package.recipient_name}.",
+        "",
+        "Il sigillo (PAdES con marca temporale) garantisce l'origine e l'integrità del documento: "
+        "può verificarlo con un lettore PDF che mostri le firme, con il certificato pubblicato a",
+        f"{platform.public_url}/protocollo/certificati",
+        "",
+        "Questa è una copia di cortesia: non sostituisce le comunicazioni ufficiali.",
+        "Messaggio generato automaticamente: non rispondere a questo indirizzo.",
+    ]))
+    primary = package.primary_file
+    message.add_attachment(pdf, maintype="application", subtype="pdf",
+                           filename=primary.name if primary else "documento.pdf")
+    return message
+
+
 # --------------------------------------------------------------------------- delivering
 
 
-def deliver_package(session: Session, package_id: str, backend: DeliveryBackend) -> Package:
-    """Hand a built package to the protocol; a package already delivered only re-sends its status."""
-    package = get_package(session, package_id, for_update=True)
-    if package.status == BUILT:
+class AwaitingReceipt(Exception):
+    """An earlier PEC send of this package may have reached the provider: its accettazione
+    receipt is awaited for ``remaining`` more before the same message is sent again."""
+
+    def __init__(self, remaining: dt.timedelta) -> None:
+        super().__init__(f"awaiting the PEC receipt for {remaining}")
+        self.remaining = remaining
+
+
+def deliver_package(session_factory: sessionmaker[Session], package_id: str, backend: DeliveryBackend,
+                    *, resend_after: dt.timedelta) -> str:
+    """Hand a built package to the protocol; returns its status (a package already on its
+    way only re-sends its status callback).
+
+    A PEC cannot be unsent, and a worker may die after the provider took the message and
+    before our commit. So the attempt is committed first, on its own: a later run that finds
+    it unresolved does not send blindly but raises :class:`AwaitingReceipt`, because the
+    provider's accettazione (matched by Message-ID, see ``record_reply``) settles it. Only
+    when none came within ``resend_after`` is the stored message sent again, byte for byte
+    and with the same Message-ID, so the recipient can recognise a duplicate; the timeline
+    says so.
+    """
+    with session_scope(session_factory) as session:
+        package = get_package(session, package_id, for_update=True)
+        if package.status != BUILT:
+            enqueue_status(session, package)
+            return package.status
+        if backend.external:
+            _begin_attempt(package, resend_after)
         package.delivery_attempts += 1
-        delivery = backend.deliver(session, package)
-        package.status = delivery.status
-        if delivery.status == DELIVERED:
-            package.delivered_at = utcnow()
-        else:
-            package.sent_at = utcnow()
-        package.delivery_error = None
-        package.events.append(PackageEvent(event=delivery.event, detail=delivery.detail))
-        log.info("package_delivered", package_id=package.id, source_ref=package.source_ref,
-                 backend=backend.name, status=package.status)
-    enqueue_status(session, package)
-    return package
+    delivery: Delivery | None = None
+    try:
+        with session_scope(session_factory) as session:
+            package = get_package(session, package_id, for_update=True)
+            if package.status != BUILT:  # settled meanwhile (a receipt, the officer)
+                return package.status
+            delivery = backend.deliver(session, package)
+            package.status = delivery.status
+            if delivery.status == DELIVERED:
+                package.delivered_at = utcnow()
+            else:
+                package.sent_at = utcnow()
+            package.delivery_error = None
+            package.sending_since = None
+            package.events.append(PackageEvent(event=delivery.event, detail=delivery.detail))
+            log.info("package_delivered", package_id=package.id, source_ref=package.source_ref,
+                     backend=backend.name, status=package.status)
+            enqueue_status(session, package)
+            return package.status
+    except Exception as exc:
+        if delivery is None or not backend.external:
+            raise
+        # Sent, but not recorded (the database failed the commit): the open attempt must
+        # stay, or a retry would send the message twice.
+        raise DeliveryUncertain(f"inviato, ma l'esito non è stato registrato: {exc}") from exc
 
 
-def record_delivery_failure(session: Session, package_id: str, error: str, *, retrying: bool) -> None:
-    """Keep a failed delivery visible: the error on the package and a line on its timeline."""
+def _begin_attempt(package: Package, resend_after: dt.timedelta) -> None:
+    now = utcnow()
+    if package.sending_since is not None:
+        waited = now - package.sending_since
+        if waited < resend_after:
+            log.info("package_delivery_awaiting_receipt", package_id=package.id,
+                     message_id=package.message_id, since=package.sending_since.isoformat())
+            raise AwaitingReceipt(resend_after - waited)
+        previous = package.sending_since.astimezone(ROME)
+        package.events.append(PackageEvent(event="resending", detail=(
+            f"Nessuna ricevuta di accettazione per l'invio del {previous:%d/%m/%Y %H:%M} entro"
+            f" {_minutes(resend_after)}: il messaggio viene inviato di nuovo, identico e con lo stesso "
+            f"Message-ID {package.message_id}, così il destinatario può riconoscere un eventuale doppione.")))
+        log.warning("package_delivery_resend", package_id=package.id, message_id=package.message_id)
+    package.sending_since = now
+
+
+def _minutes(delta: dt.timedelta) -> str:
+    minutes = max(1, round(delta.total_seconds() / 60))
+    return "1 minuto" if minutes == 1 else f"{minutes} minuti"
+
+
+def record_delivery_failure(session: Session, package_id: str, error: str, *, retrying: bool,
+                            uncertain: bool = False) -> None:
+    """Keep a failed delivery visible: the error on the package and a line on its timeline.
+
+    ``uncertain``: the message may have reached the provider, so the attempt stays open and
+    the next run waits for its receipt; otherwise it is closed (nothing left our hands).
+    """
     package = get_package(session, package_id, for_update=True)
     if package.status != BUILT:
         return
-    package.delivery_attempts += 1
+    if not uncertain:
+        package.sending_since = None
     package.delivery_error = error[:1000]
-    suffix = " Nuovo tentativo automatico a breve." if retrying else ""
+    if uncertain:
+        suffix = " Si attende la ricevuta di accettazione prima di un nuovo invio."
+    else:
+        suffix = " Nuovo tentativo automatico a breve." if retrying else ""
     package.events.append(PackageEvent(event="delivery_failed", detail=(error + suffix)[:1000]))
-    log.warning("package_delivery_failed", package_id=package.id, error=error, retrying=retrying)
+    log.warning("package_delivery_failed", package_id=package.id, error=error, retrying=retrying,
+                uncertain=uncertain)
 
 
 def retry_delivery(session: Session, package_id: str, *, actor: str) -> Package:
@@ -322,15 +481,25 @@ def mark_registered(package: Package, number: str, date: dt.date, *, actor: str 
              protocol_number=number)
 
 
-def reject_package(session: Session, package_id: str, reason: str, *, actor: str | None,
-                   code: str | None = None) -> Package:
-    """The recipient's protocol refused the package (by hand, or an Eccezione.xml)."""
+def reject_package(session: Session, package_id: str, reason: str, *, actor: str | None) -> Package:
+    """The protocol officer rejects the package by hand, with a reason; the source is told."""
     package = get_package(session, package_id, for_update=True)
+    mark_rejected(package, reason, actor=actor)
+    enqueue_status(session, package)
+    return package
+
+
+def mark_rejected(package: Package, reason: str, *, actor: str | None, code: str | None = None) -> None:
+    """The recipient's protocol refused the package (by hand, or an Eccezione.xml).
+
+    The same rejection recorded twice changes nothing (the caller still repeats the
+    status callback, as every repeated step does).
+    """
     reason = " ".join(reason.split())
     if not reason:
         raise InvalidInput("Indicare il motivo.", errors={"reason": ["Campo obbligatorio."]})
     if package.status == REJECTED and (package.rejection_code, package.rejection_reason) == (code, reason):
-        return package
+        return
     if package.status not in (BUILT, *REGISTRABLE):
         raise Conflict("Il pacchetto è già protocollato o respinto.")
     package.status = REJECTED
@@ -339,7 +508,6 @@ def reject_package(session: Session, package_id: str, reason: str, *, actor: str
     prefix = f"Codice {code}: " if code else ""
     package.events.append(PackageEvent(event="rejected", actor=actor, detail=(prefix + reason)[:1000]))
     log.info("package_rejected", package_id=package.id, code=code)
-    return package
 
 
 def _registration_values(package: Package, data: Mapping[str, Any]) -> tuple[str, dt.date]:
@@ -450,7 +618,7 @@ def record_reply(session: Session, data: bytes, *, channel: str, actor: str | No
         else:
             raise Conflict("Il pacchetto non è in attesa di protocollazione.")
     elif reply.kind == "eccezione":
-        reject_package(session, package.id, reply.reason or "", actor=actor, code=reply.code)
+        mark_rejected(package, reply.reason or "", actor=actor, code=reply.code)
     else:
         _apply_receipt(package, reply.kind, reply.detail)
     package.replies.append(PackageReply(kind=reply.kind, channel=channel, media_type=reply.media_type,
@@ -469,11 +637,22 @@ RECEIPT_EVENTS = {"accettazione": "accepted", "non-accettazione": "not_accepted"
 
 def _apply_receipt(package: Package, kind: str, detail: str) -> None:
     event = RECEIPT_EVENTS[kind]
+    if package.status == BUILT and package.sending_since is not None and event in ("accepted", "delivered"):
+        # The provider got the message of an attempt whose outcome we never learnt (the
+        # worker stopped before its commit): it was sent, and must not be sent again.
+        package.status = SENT
+        package.sent_at = utcnow()
+        package.sending_since = None
+        package.delivery_error = None
+        package.events.append(PackageEvent(event="sent", detail=(
+            f"inviato via PEC a {package.recipient_pec} (Message-ID {package.message_id}): "
+            f"esito confermato dalla {detail}")[:1000]))
     package.events.append(PackageEvent(event=event, detail=detail[:1000]))
     if event == "delivered" and package.status == SENT:
         package.status = DELIVERED
         package.delivered_at = utcnow()
-    elif event in ("not_accepted", "delivery_error") and package.status == SENT:
+    elif event in ("not_accepted", "delivery_error") and package.status in (SENT, BUILT):
         # Not in the recipient's mailbox: back to "to deliver", visible with "retry now".
         package.status = BUILT
+        package.sending_since = None
         package.delivery_error = detail[:1000]

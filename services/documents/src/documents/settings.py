@@ -12,6 +12,7 @@ start-up; without ``DOCUMENTS_TSA_URL`` seals there are B-B.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,9 @@ class Settings:
     delivery_backend: str  # DOCUMENTS_DELIVERY_BACKEND: "pec" when a PEC SMTP URL is set, else "inbox"
     pec_smtp_url: str | None  # DOCUMENTS_PEC_SMTP_URL: smtps://user:pass@host:465, smtp://host:2525...
     pec_imap_url: str | None  # DOCUMENTS_PEC_IMAP_URL: imaps://user:pass@host:993/INBOX, replies poller
+    # DOCUMENTS_PEC_RESEND_AFTER_SECONDS (default 900): how long a PEC send whose outcome is unknown
+    # (worker stopped mid-send) waits for the provider's accettazione before the same message goes again
+    pec_resend_after: dt.timedelta
     # (DOCUMENTS_PEC_POLL_SECONDS, default 60: the beat interval, read by documents.worker)
 
     @classmethod
@@ -70,6 +74,7 @@ class Settings:
             font_dir = env.str("FONT_DIR", "")
             pec_smtp_url = env.str("PEC_SMTP_URL", "") or None
             pec_imap_url = env.str("PEC_IMAP_URL", "") or None
+            pec_resend_after = env.int("PEC_RESEND_AFTER_SECONDS", 900)
             delivery_backend = env.str("DELIVERY_BACKEND", "pec" if pec_smtp_url else "inbox")
         if p12_password_file and not p12_password:
             p12_password = Path(p12_password_file).read_text(encoding="utf-8").strip()
@@ -107,4 +112,5 @@ class Settings:
             delivery_backend=delivery_backend,
             pec_smtp_url=pec_smtp_url,
             pec_imap_url=pec_imap_url,
+            pec_resend_after=dt.timedelta(seconds=pec_resend_after),
         )

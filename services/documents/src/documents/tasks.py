@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from . import services
-from .delivery import DeliveryRefused
+from .delivery import DeliveryRefused, DeliveryUncertain
 from .models import BUILT
 from .pec_inbox import poll_mailbox
 from .routing import route
@@ -46,17 +46,29 @@ def build_package(self: Any, source: str, source_ref: str, callback: str, payloa
         seal_detail=runtime.seal_detail)
 
 
+@shared_task(name=services.COPIES_TASK, **RETRY)
+def send_copies(self: Any, package_id: str, copies: list[dict[str, str]]) -> int:
+    """E-mail the built package's sealed document to its courtesy copies, once per address."""
+    runtime = worker_runtime()
+    return services.send_copies(runtime.session_factory, runtime.store, runtime.settings.platform,
+                                package_id=package_id, copies=copies)
+
+
 @shared_task(name="documents.deliver_package", **RETRY)
 def deliver_package(self: Any, package_id: str) -> str:
     """Deliver a built package with the configured backend; returns its status.
 
     Every failure is recorded on the package (visible with a "retry now" action); a
-    transient one (SMTP down) is then retried with backoff, a refusal is not.
+    transient one (SMTP down) is then retried with backoff, a refusal is not. A PEC whose
+    earlier send may have reached the provider waits for its receipt (see
+    ``services.deliver_package``): the task comes back when the grace period ends.
     """
     runtime = worker_runtime()
     try:
-        with session_scope(runtime.session_factory) as session:
-            return services.deliver_package(session, package_id, runtime.delivery).status
+        return services.deliver_package(runtime.session_factory, package_id, runtime.delivery,
+                                        resend_after=runtime.settings.pec_resend_after)
+    except services.AwaitingReceipt as exc:
+        raise self.retry(countdown=exc.remaining.total_seconds() + 1) from exc
     except DeliveryRefused as exc:
         with session_scope(runtime.session_factory) as session:
             services.record_delivery_failure(session, package_id, str(exc), retrying=False)
@@ -65,7 +77,7 @@ def deliver_package(self: Any, package_id: str) -> str:
         retrying = self.request.retries < self.max_retries and not self.request.called_directly
         with session_scope(runtime.session_factory) as session:
             services.record_delivery_failure(session, package_id, f"Consegna non riuscita: {exc}",
-                                             retrying=retrying)
+                                             retrying=retrying, uncertain=isinstance(exc, DeliveryUncertain))
         raise
 
 

@@ -72,6 +72,12 @@ class _PreloadedKeyTimeStamper(DummyTimeStamper):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _TsaHttpServer
+    # HTTP/1.1: the sealer keeps its connection open between seals; an idle one is closed.
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+    # Headers and body go out in two writes: with Nagle's algorithm the body would wait for
+    # the client's delayed ACK of the headers (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -50,6 +50,8 @@ EVENT_LABELS = {
     "retry_requested": "Nuovo tentativo di consegna",
     "registered": "Protocollato",
     "rejected": "Respinto",
+    "copy_sent": "Copia di cortesia inviata",
+    "resending": "Nuovo invio PEC (stesso Message-ID)",
 }
 #: The registration form, driven by the schema that also validates it: name -> field metadata.
 REPLY_LABELS = {

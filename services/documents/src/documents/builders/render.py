@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import re
+import threading
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -68,12 +69,11 @@ def render_pdf(
     # Imported here: WeasyPrint pulls in Pango/HarfBuzz via cffi, which web processes that
     # never render a PDF should not pay for.
     from weasyprint import CSS, HTML, Attachment
-    from weasyprint.text.fonts import FontConfiguration
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    html, css = render_html(document, font_dir=font_dir, created=now)
-    font_config = FontConfiguration()
-    stylesheets = [CSS(string=css, base_url=str(_TEMPLATES), font_config=font_config)]
+    html = _html(document, now)
+    stylesheet, font_config = _stylesheet(font_dir)
+    footer = CSS(string=_footer_css(document), base_url=str(_TEMPLATES), font_config=font_config)
     attachment = Attachment(
         string=serialise_data(data),
         name=DATA_ATTACHMENT_NAME,
@@ -83,7 +83,7 @@ def render_pdf(
         relationship="Data",
     )
     return HTML(string=html, base_url=str(_TEMPLATES)).write_pdf(
-        stylesheets=stylesheets,
+        stylesheets=[stylesheet, footer],
         font_config=font_config,
         pdf_variant=PDF_VARIANT,
         # pdf/a-3u does not force tags (only the "a" levels do); we want them for
@@ -94,12 +94,37 @@ def render_pdf(
     )
 
 
+_local = threading.local()
+
+
+def _stylesheet(font_dir: Path | None) -> tuple[Any, Any]:
+    """The parsed static stylesheet and the font configuration holding its @font-face fonts.
+
+    Built once per worker thread and font folder: parsing the stylesheet and setting up
+    fontconfig cost about 8 ms, a tenth of a render, and never change between documents
+    (WeasyPrint objects are not shared across threads, hence one per thread).
+    """
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    cache: dict[Path | None, tuple[Any, Any]] = _local.__dict__.setdefault("stylesheets", {})
+    if font_dir not in cache:
+        font_config = FontConfiguration()
+        css = CSS(string=_static_css(font_dir), base_url=str(_TEMPLATES), font_config=font_config)
+        cache[font_dir] = (css, font_config)
+    return cache[font_dir]
+
+
 def render_html(
     document: dict[str, Any], *, font_dir: Path | None = None, created: dt.datetime | None = None
 ) -> tuple[str, str]:
     """The HTML and the CSS that :func:`render_pdf` hands to WeasyPrint (the benchmark renders them bare)."""
-    created = created or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    html = (
+    html = _html(document, created or dt.datetime.now(dt.UTC).replace(microsecond=0))
+    return html, _static_css(font_dir) + "\n" + _footer_css(document)
+
+
+def _html(document: dict[str, Any], created: dt.datetime) -> str:
+    return (
         _environment()
         .get_template("application.html")
         .render(
@@ -108,8 +133,6 @@ def render_html(
             created=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
     )
-    css = (_TEMPLATES / "application.css").read_text(encoding="utf-8")
-    return html, css + "\n" + _dynamic_css(document, font_dir)
 
 
 def _dedupe_associated_files(_document: Any, pdf: Any) -> None:
@@ -199,8 +222,9 @@ def _titillium_faces(font_dir: Path | None) -> list[tuple[Path, int, str]]:
     return faces
 
 
-def _dynamic_css(document: dict[str, Any], font_dir: Path | None) -> str:
-    rules = []
+def _static_css(font_dir: Path | None) -> str:
+    """The stylesheet shared by every document: the template's CSS and the typeface."""
+    rules = [(_TEMPLATES / "application.css").read_text(encoding="utf-8")]
     faces = _titillium_faces(font_dir)
     if faces:
         family = f'"{_TITILLIUM_FAMILY}", "{_FALLBACK_FAMILY}", sans-serif'
@@ -214,10 +238,14 @@ def _dynamic_css(document: dict[str, Any], font_dir: Path | None) -> str:
             )
     else:
         family = f'"{_FALLBACK_FAMILY}", sans-serif'
+    rules.append(f"html {{ font-family: {family}; }}")
+    rules.append(f"@page {{ font-family: {family}; }}")
+    return "\n".join(rules)
 
+
+def _footer_css(document: dict[str, Any]) -> str:
+    """The page footer: submission time and tracking code, on every page."""
     footer = f"Presentata il {document.get('submitted_at', '')}"
     if document.get("tracking_code"):
         footer += f" · Codice {document['tracking_code']}"
-    rules.append(f"html {{ font-family: {family}; }}")
-    rules.append(f"@page {{ font-family: {family}; @bottom-left {{ content: {_css_string(footer)}; }} }}")
-    return "\n".join(rules)
+    return f"@page {{ @bottom-left {{ content: {_css_string(footer)}; }} }}"
