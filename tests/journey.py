@@ -8,6 +8,7 @@ the standard it claims to meet.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email
 import hashlib
@@ -29,6 +30,30 @@ from tests.harness import Platform
 SEGNATURA_XSD = SHARED_DIR / "standards" / "agid-protocollo" / "segnatura_protocollo.xsd"
 LEAD_PEC = "protocollo@pec.comune.clusone.bg.it"
 PROTOCOL_NUMBER = "2026/0012345"
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAghEp4wAAAABJRU5ErkJggg==")
+
+
+def sad_request() -> dict[str, Any]:
+    """A valid SAD voucher request (API shape) for a beneficiary living in Clusone."""
+    return {
+        "applicant": {"first_name": "Luigi", "last_name": "Verdi", "tax_code": "VRDLGU70M01C800H",
+                      "email": "luigi.verdi@example.it", "phone": "333 7654321", "relation": "family"},
+        "beneficiary": {"first_name": "Giovanna", "last_name": "Berti", "tax_code": "BRTGNN40A41C800C",
+                        "birth_date": "1940-01-01", "comune": "clusone", "address": "Via Manzoni 3",
+                        "phone": "0346 55001"},
+        "condition": {"category": "elderly", "invalidity_percent": 100, "law104_severe": True,
+                      "attendance_allowance": True},
+        "isee": {"value_cents": 950000, "dsu_protocol": "INPS-ISEE-2026-012345678-00",
+                 "expires_on": f"{dt.date.today().year + 1}-01-15"},
+        "needs": ["personal_care", "meals"],
+        "current_services": "Pasti a domicilio",
+        "preferred_provider": "coop-sociale-scalve",
+        "self_declaration": True, "health_data_consent": True,
+    }
 
 
 def walk_journey(platform: Platform) -> dict[str, Any]:
@@ -109,8 +134,6 @@ def check_package(files: dict[str, tuple[dict[str, Any], bytes]], ca: Path,
 
 
 def _b64_sha256(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 

@@ -3,7 +3,9 @@
 Through the running embedded platform: the request is filed, documents are
 uploaded and the request submitted; the documents worker routes the package
 to the comune of residence and fingerprints every uploaded file in the sealed
-Segnatura.xml, byte for byte what the citizen sent.
+Segnatura.xml, byte for byte what the citizen sent. When the social worker asks
+for more documents, the citizen's answer travels the same road as a supplement
+("Integrazione documentale") with a number and a protocol of its own.
 """
 
 from __future__ import annotations
@@ -17,33 +19,10 @@ import pytest
 import requests
 from documents.builders import read_impronte
 
-from tests.harness import embedded_platform
-from tests.journey import check_package, conferma_for, fetch
+from tests.harness import embedded_platform, wait_until
+from tests.journey import PDF, PNG, check_package, conferma_for, fetch, sad_request
 
 pytestmark = pytest.mark.slow
-
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAghEp4wAAAABJRU5ErkJggg==")
-
-
-def sad_request() -> dict:
-    return {
-        "applicant": {"first_name": "Luigi", "last_name": "Verdi", "tax_code": "VRDLGU70M01C800H",
-                      "email": "luigi.verdi@example.it", "phone": "333 7654321", "relation": "family"},
-        "beneficiary": {"first_name": "Giovanna", "last_name": "Berti", "tax_code": "BRTGNN40A41C800C",
-                        "birth_date": "1940-01-01", "comune": "schilpario", "address": "Via Manzoni 3",
-                        "phone": "0346 55001"},
-        "condition": {"category": "elderly", "invalidity_percent": 100, "law104_severe": True,
-                      "attendance_allowance": True},
-        "isee": {"value_cents": 950000, "dsu_protocol": "INPS-ISEE-2026-012345678-00",
-                 "expires_on": f"{dt.date.today().year + 1}-01-15"},
-        "needs": ["personal_care", "meals"],
-        "current_services": "Pasti a domicilio",
-        "preferred_provider": "coop-sociale-scalve",
-        "self_declaration": True, "health_data_consent": True,
-    }
-
 
 def test_sad_request_with_uploads_reaches_the_comune_of_residence(tmp_path):
     with embedded_platform(tmp_path) as platform:
@@ -64,7 +43,7 @@ def test_sad_request_with_uploads_reaches_the_comune_of_residence(tmp_path):
         officer = {"Authorization": f"Bearer {platform.token('protocollo')}"}
         package = requests.get(f"{platform.url}/api/documents/packages/{package_id}", headers=officer,
                                timeout=10).json()
-        assert "schilpario" in package["recipient"]["pec"].lower()
+        assert "clusone" in package["recipient"]["pec"].lower()
 
         files = {f["name"]: (f, fetch(platform, officer, package_id, f["name"])) for f in package["files"]}
         check_package(files, platform.seal_ca, recipient_pec=package["recipient"]["pec"])
@@ -82,3 +61,41 @@ def test_sad_request_with_uploads_reaches_the_comune_of_residence(tmp_path):
         assert reply.json()["package_id"] == package_id
         registered = platform.wait_status(code, "registered")
         assert registered["protocol"] == {"number": "0004321", "date": today}
+
+        # The social worker asks for a document; the citizen answers through the tracking code.
+        worker = {"Authorization": f"Bearer {platform.token('as.clusone')}"}
+        case = f"{platform.url}/api/intake/sad-requests/{created.json()['id']}"
+        asked = requests.post(case + "/request-documents", headers=worker, timeout=30,
+                              json={"message": "Verbale di invalidità civile"})
+        assert asked.status_code == 200, asked.text
+        verbale = PDF.replace(b"trailer", b"% verbale\ntrailer")
+        answer = requests.post(f"{platform.url}/api/intake/sad-requests/{code}/attachments",
+                               files={"file": ("verbale.pdf", verbale)}, data={"kind": "certificate"},
+                               timeout=30)
+        assert answer.status_code == 201, answer.text
+        sent = requests.post(f"{platform.url}/api/intake/sad-requests/{code}/documents-sent", timeout=30)
+        assert sent.status_code == 200, sent.text
+
+        def supplement_step(step: str) -> bool:
+            history = requests.get(case, headers=worker, timeout=10).json()["history"]
+            return any(h["status"] == f"supplement_{step}" for h in history)
+
+        wait_until(lambda: supplement_step("delivered"), timeout=90, what="the supplement to be delivered")
+        (listed,) = requests.get(f"{platform.url}/api/documents/packages", params={"q": "integrazione"},
+                                 headers=officer, timeout=10).json()
+        supplement = requests.get(f"{platform.url}/api/documents/packages/{listed['id']}", headers=officer,
+                                  timeout=10).json()
+        assert supplement["id"] != package_id and "clusone" in supplement["recipient"]["pec"].lower()
+        files = {f["name"]: (f, fetch(platform, officer, supplement["id"], f["name"]))
+                 for f in supplement["files"]}
+        check_package(files, platform.seal_ca, recipient_pec=supplement["recipient"]["pec"])
+        attached = {name: data for name, (listing, data) in files.items() if listing["role"] == "attachment"}
+        assert attached == {"verbale.pdf": verbale}
+        impronte = read_impronte(files["Segnatura.xml"][1])
+        assert impronte["verbale.pdf"] == base64.b64encode(hashlib.sha256(verbale).digest()).decode()
+
+        reply = requests.post(platform.url + "/api/documents/replies", headers=officer, timeout=30,
+                              data=conferma_for(files["Segnatura.xml"][1], "0004400", today))
+        assert reply.status_code == 200, reply.text
+        wait_until(lambda: supplement_step("registered"), timeout=90, what="the supplement to be registered")
+        assert platform.tracking(code)["protocol"] == {"number": "0004321", "date": today}  # unchanged

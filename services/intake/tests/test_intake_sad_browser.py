@@ -69,7 +69,7 @@ def test_intake_browser_books_a_slot_and_files_a_request(intake_live_url, tmp_pa
         page.check("#f-needs")
         page.check("#f-self_declaration")
         page.check("#f-health_data_consent")
-        page.click("button:has-text('Salva la bozza')")
+        page.click("button:has-text('Salva e prosegui')")
         assert "bozza" in page.locator("h1").inner_text()
 
         page.select_option("#f-kind", "isee")

@@ -9,7 +9,7 @@ from email.message import Message
 import pytest
 from aiosmtpd.controller import Controller
 from ambito_common.testing import free_port
-from intake import sad, tasks
+from intake import tasks
 from intake.models import OutboxMessage, SadEvent
 from intake.runtime import worker_runtime
 from sqlalchemy import select
@@ -148,15 +148,3 @@ def test_intake_sad_reject_needs_a_reason(intake_client, intake_token, submitted
     rejected = intake_client.post(path + "/reject", json={"reason": "Residenza non confermata"},
                                   headers=worker).get_json()
     assert rejected["case_status"] == "rejected" and rejected["decision_reason"] == "Residenza non confermata"
-
-
-@pytest.mark.parametrize(("rule", "isee", "expected"), [
-    ({"rule": "bands", "bands": [{"up_to_cents": 300000, "hourly_cents": 0}], "max_hourly_cents": 1900},
-     250000, 0),
-    ({"rule": "bands", "bands": [{"up_to_cents": 300000, "hourly_cents": 0}], "max_hourly_cents": 1900},
-     None, 1900),
-    ({"rule": "linear", "from_cents": 300000, "to_cents": 3000000, "max_hourly_cents": 1868}, 1650000, 934),
-    ({"rule": "linear", "from_cents": 300000, "to_cents": 3000000, "max_hourly_cents": 1868}, 4000000, 1868),
-])
-def test_intake_sad_copayment_rules_are_data(rule, isee, expected) -> None:
-    assert sad.hourly_copayment(rule, isee) == expected

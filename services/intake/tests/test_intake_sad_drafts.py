@@ -82,3 +82,71 @@ def test_intake_sad_draft_expires_and_is_purged_with_its_files(intake_client, in
         assert {r.id for r in session.scalars(select(SadRequest))} == {kept["id"], submitted["id"]}
     assert intake_client.get(f"/api/intake/applications/{code}").status_code == 404
     assert tasks.purge_drafts() == 0
+
+
+def test_intake_sad_half_filled_draft_is_kept_as_typed_and_checked_only_on_submit(
+        intake_client, intake_worker, intake_env, tmp_path, intake_page_post, intake_form_pairs,
+        intake_sad_payload) -> None:
+    typed = {"applicant": {"first_name": "Luigi", "tax_code": "VRDLGU70M01C80"},  # a digit short
+             "beneficiary": {"last_name": "Berti", "birth_date": "1940-01-01"},
+             "isee": {"value_cents": "novemila"}, "needs": ["meals"]}
+
+    # Without an e-mail there is nowhere to send the link: said on that field, everything kept.
+    refused = intake_page_post("/intake/sad/nuova", [*intake_form_pairs(typed), ("azione", "bozza")])
+    assert refused.status_code == 422
+    doc = html.fromstring(refused.text)
+    assert "e-mail a cui inviare il link" in doc.xpath("string(//input[@id='f-applicant-email']/..)")
+    assert doc.xpath("//input[@id='f-applicant-tax_code']/@value") == ["VRDLGU70M01C80"]
+    assert doc.xpath("//input[@id='f-isee-value_cents']/@value") == ["novemila"]
+    bad_mail = {**typed, "applicant": {**typed["applicant"], "email": "luigi@"}}
+    refused = intake_page_post("/intake/sad/nuova", [*intake_form_pairs(bad_mail), ("azione", "bozza")])
+    assert refused.status_code == 422
+    assert "non valido" in html.fromstring(refused.text).xpath(
+        "string(//input[@id='f-applicant-email']/..)")
+    with intake_worker.session_factory() as session:
+        assert session.scalars(select(SadRequest)).first() is None
+
+    typed["applicant"]["email"] = "luigi.verdi@example.it"
+    saved = intake_page_post("/intake/sad/nuova", [*intake_form_pairs(typed), ("azione", "bozza")])
+    assert saved.status_code == 303
+    with intake_worker.session_factory() as session:
+        found = session.scalars(select(SadRequest)).one()
+        assert found.status == "draft" and found.comune == ""
+        assert found.data["applicant"]["tax_code"] == "VRDLGU70M01C80"
+        assert found.data["isee"]["value_cents"] == "novemila"
+    link = _mailed_link(intake_worker, tmp_path / "mail")
+
+    other = intake_client.application.test_client()
+    page = other.get(link)
+    assert page.status_code == 200 and html.fromstring(page.text).xpath("//*[@id='bozza-incompleta']")
+    edit = html.fromstring(other.get(link + "/modifica").text)
+    assert edit.xpath("//input[@id='f-applicant-tax_code']/@value") == ["VRDLGU70M01C80"]
+    assert edit.xpath("//input[@id='f-isee-value_cents']/@value") == ["novemila"]
+    assert edit.xpath("//input[@id='f-beneficiary-birth_date']/@value") == ["1940-01-01"]
+    assert edit.xpath("//input[@name='needs'][@checked]/@value") == ["meals"]
+    token = other.get_cookie("ambito_csrf").value
+
+    # Presenting it runs the whole form: the page says what to complete, nothing is registered.
+    presented = other.post(link + "/presenta", data={"csrf_token": token})
+    assert presented.status_code == 422
+    doc = html.fromstring(presented.text)
+    assert doc.xpath("//*[@id='completare']")
+    assert doc.xpath("//input[@id='f-applicant-tax_code']/@value") == ["VRDLGU70M01C80"]
+    summary = doc.xpath("string(//div[@role='alert'])")
+    assert "Codice fiscale" in summary and "Comune di residenza" in summary
+    code = link.rsplit("/", 1)[1]
+    assert other.post(f"/api/intake/sad-requests/{code}/submit", json={}).status_code == 422
+    with intake_worker.session_factory() as session:
+        assert session.scalars(select(SadRequest)).one().status == "draft"
+
+    # Completed and presented.
+    payload = intake_sad_payload()
+    payload["isee"]["value_cents"] = "9.500,00"
+    completed = other.post(link + "/modifica", data=MultiDict([*intake_form_pairs(payload),
+                                                                ("csrf_token", token)]))
+    assert completed.status_code == 303
+    assert other.post(link + "/presenta", data={"csrf_token": token}).status_code == 303
+    with intake_worker.session_factory() as session:
+        found = session.scalars(select(SadRequest)).one()
+        assert (found.status, found.comune, found.data["isee"]["value_cents"]) == ("received", "schilpario",
+                                                                                   950000)

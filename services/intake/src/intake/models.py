@@ -99,6 +99,9 @@ class Application(Base):
     package_id: Mapped[str | None] = mapped_column(String(64))
     protocol_number: Mapped[str | None] = mapped_column(String(64))
     protocol_date: Mapped[dt.date | None] = mapped_column(Date)
+    # Set when the lead comune's protocol refused the package (Eccezione.xml or a manual rejection).
+    rejection_code: Mapped[str | None] = mapped_column(String(64))
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
     call: Mapped[Call] = relationship()
     events: Mapped[list[ApplicationEvent]] = relationship(
         back_populates="application", order_by="ApplicationEvent.id", cascade="all, delete-orphan")
@@ -115,6 +118,8 @@ class ApplicationEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(String(500), default="")
+    # Set once the organisation was e-mailed about it (only a rejection by the protocol is).
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     application: Mapped[Application] = relationship(back_populates="events")
 
 
@@ -163,12 +168,56 @@ class SadRequest(Base):
     # "copayment_hourly_cents", "copayment_total_cents"}.
     care_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when the comune's protocol refused the package.
+    rejection_code: Mapped[str | None] = mapped_column(String(64))
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    # What the vouchers service last reported: [{"id", "profile", "value_cents", "status"}] and,
+    # while the case waits for budget, its best rank on the comune's waiting list.
+    vouchers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    waiting_position: Mapped[int | None] = mapped_column(Integer)
     attachments: Mapped[list[SadAttachment]] = relationship(
         back_populates="request", order_by="SadAttachment.id", cascade="all, delete-orphan")
     events: Mapped[list[SadEvent]] = relationship(
         back_populates="request", order_by="SadEvent.id", cascade="all, delete-orphan")
     notes: Mapped[list[SadNote]] = relationship(
         back_populates="request", order_by="SadNote.id", cascade="all, delete-orphan")
+    supplements: Mapped[list[SadSupplement]] = relationship(
+        back_populates="request", order_by="SadSupplement.number", cascade="all, delete-orphan")
+
+
+class SadSupplement(Base):
+    """Documents the citizen added when the social worker asked for them: a package of its own.
+
+    It is a new incoming document for the comune's protocol, so it takes its own number of our
+    register and travels on the same road (received → packaged → delivered → registered, or
+    rejected) without touching the request's own status.
+    """
+
+    __tablename__ = "sad_supplements"
+    __table_args__ = (UniqueConstraint("request_id", "number"),
+                      UniqueConstraint("register_code", "register_year", "register_number"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("sad_requests.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2 ... within the request
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    register_code: Mapped[str] = mapped_column(String(50))
+    register_year: Mapped[int] = mapped_column(Integer)
+    register_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    package_requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    package_id: Mapped[str | None] = mapped_column(String(64))
+    protocol_number: Mapped[str | None] = mapped_column(String(64))
+    protocol_date: Mapped[dt.date | None] = mapped_column(Date)
+    rejection_code: Mapped[str | None] = mapped_column(String(64))
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[SadRequest] = relationship(back_populates="supplements")
+    attachments: Mapped[list[SadAttachment]] = relationship(back_populates="supplement",
+                                                            order_by="SadAttachment.id")
+
+    @property
+    def submitted_at(self) -> dt.datetime:  # the name registration labels read
+        return self.created_at
 
 
 class SadAttachment(Base):
@@ -185,7 +234,11 @@ class SadAttachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The supplement that sent it to the protocol (None: the request's own package, or not sent yet).
+    supplement_id: Mapped[int | None] = mapped_column(ForeignKey("sad_supplements.id", ondelete="SET NULL"),
+                                                      index=True)
     request: Mapped[SadRequest] = relationship(back_populates="attachments")
+    supplement: Mapped[SadSupplement | None] = relationship(back_populates="attachments")
 
 
 class SadEvent(Base):

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import structlog
 from ambito_common import uploads
+from ambito_common.copayment import CopaymentRules, hourly_copayment, load_rules
 from ambito_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ambito_common.forms import accepted_declarations, document_sections, load
 from ambito_common.identity import AMBITO_ADMIN, SOCIAL_WORKER, Identity
@@ -29,12 +30,13 @@ from ambito_common.mail import send_mail
 from ambito_common.outbox import enqueue
 from ambito_common.settings import PlatformSettings
 from ambito_common.web import ROME, format_date, format_datetime
+from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import services
 from .codes import group_tracking_code, new_tracking_code, normalise_tracking_code
-from .models import OutboxMessage, SadAttachment, SadEvent, SadNote, SadRequest
+from .models import OutboxMessage, SadAttachment, SadEvent, SadNote, SadRequest, SadSupplement
 from .sad_schemas import ATTACHMENT_KINDS, CarePlanSchema, SadRequestSchema, isee_expired
 
 log = structlog.get_logger(__name__)
@@ -43,16 +45,28 @@ DRAFT = "draft"
 # Case statuses: what the comune's social service has done with the request.
 NEW, ASSESSMENT, DOCUMENTS_REQUESTED = "new", "assessment", "documents_requested"
 AWAITING_BUDGET, REJECTED = "awaiting_budget", "rejected"
+# What the vouchers service reports once the case is approved (contract: intake.voucher_status).
+VOUCHER_GRANTED, WAITING_LIST, VOUCHER_CLOSED = "voucher_granted", "waiting_list", "voucher_closed"
+VOUCHER_STATUSES = {"granted": VOUCHER_GRANTED, "waiting_list": WAITING_LIST, "closed": VOUCHER_CLOSED}
+VOUCHER_SERVICE = "servizio voucher"
+VOUCHER_LABELS = {"waiting": "in lista d'attesa", "active": "attivo", "closed": "chiuso",
+                  "cancelled": "annullato"}
 CASE_LABELS = {
     NEW: "da valutare",
     ASSESSMENT: "in valutazione",
     DOCUMENTS_REQUESTED: "documenti richiesti al cittadino",
     AWAITING_BUDGET: "approvata, in attesa di budget",
     REJECTED: "respinta",
+    VOUCHER_GRANTED: "voucher assegnato",
+    WAITING_LIST: "in lista d'attesa",
+    VOUCHER_CLOSED: "chiuso",
 }
 OPEN_CASES = (NEW, ASSESSMENT, DOCUMENTS_REQUESTED)
 CITIZEN, SYSTEM = "cittadino", "sistema"
 SOURCE_PREFIX = "sad_request:"
+SUPPLEMENT_MARK = ":integrazione:"  # sad_request:<id>:integrazione:<n>, one package per supplement
+SUPPLEMENT_EVENT = "supplement_"  # the history's status for a supplement's package step
+PROTOCOL_REJECTED = "protocol_rejected"  # the history's status when the protocol refused the request
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,7 @@ class SadConfig:
 
     ambito: Mapping[str, Any]
     providers: list[tuple[str, str]]
-    copayment: Mapping[str, Any]
+    copayment: CopaymentRules
     aoo: Mapping[str, Mapping[str, Any]]  # comune code → AOO record
     storage_dir: Path
     max_file_bytes: int
@@ -75,7 +89,7 @@ class SadConfig:
         aoo_file = data_dir / "aoo.json"
         aoo = _aoo_by_comune(json.loads(aoo_file.read_text(encoding="utf-8"))) if aoo_file.exists() else {}
         return cls(ambito=ambito, providers=[(p["code"], p["name"]) for p in sad["providers"]],
-                   copayment=sad["copayment"], aoo=aoo, storage_dir=storage_dir,
+                   copayment=load_rules(data_dir), aoo=aoo, storage_dir=storage_dir,
                    max_file_bytes=max_file_bytes, max_request_bytes=max_request_bytes, draft_ttl=draft_ttl)
 
     @property
@@ -156,7 +170,7 @@ def case_queue(session: Session, comune: str) -> list[SadRequest]:
     return sorted(rows, key=lambda r: r.case_status not in OPEN_CASES)
 
 
-def registration_label(request: SadRequest) -> str | None:
+def registration_label(request: SadRequest | SadSupplement) -> str | None:
     if request.register_number is None:
         return None
     return services.registration_label(request)  # type: ignore[arg-type]  # same register columns
@@ -179,14 +193,61 @@ def _event(request: SadRequest, *, status: str, at: dt.datetime, actor: str, det
     return event
 
 
-def create_request(session: Session, *, data: Any, now: dt.datetime, config: SadConfig) -> SadRequest:
-    """Validate the form and keep it as a draft (no number yet); the citizen gets a link to resume it."""
-    clean = load(config.schema(), data)
-    request = SadRequest(
-        id=str(uuid.uuid4()), tracking_code=new_tracking_code(), comune=clean["beneficiary"]["comune"],
-        applicant_email=clean["applicant"]["email"], data=_jsonable(clean),
-        isee_expired=isee_expired(clean, now.astimezone(ROME).date()), status=DRAFT,
-        created_at=now, expires_at=now + config.draft_ttl)
+DRAFT_EMAIL_MISSING = "Per salvare la bozza indicare l'e-mail a cui inviare il link per riprenderla."
+
+
+def _draft_email(config: SadConfig, data: Mapping[str, Any]) -> str:
+    """The one value a half-filled draft needs: where to send the link that resumes it."""
+    applicant = data.get("applicant")
+    value = applicant.get("email") if isinstance(applicant, Mapping) else None
+    value = value.strip() if isinstance(value, str) else ""
+    if not value:
+        raise InvalidInput(DRAFT_EMAIL_MISSING, errors={"applicant.email": [DRAFT_EMAIL_MISSING]})
+    field = config.schema().fields["applicant"].schema.fields["email"]  # type: ignore[attr-defined]
+    try:
+        return str(field.deserialize(value))
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, list) else ["Indirizzo e-mail non valido."]
+        raise InvalidInput("Indirizzo e-mail non valido.", errors={"applicant.email": messages}) from exc
+
+
+def _keep(request: SadRequest, data: Any, *, complete: bool, now: dt.datetime, config: SadConfig) -> None:
+    """Put ``data`` on a draft: the whole form validated, or (``complete=False``) as the citizen typed it.
+
+    A half-filled draft keeps every value, right or wrong, so nothing typed is lost; only the
+    e-mail address must be usable. The whole form is checked again when the request is presented.
+    """
+    if complete:
+        clean = _jsonable(load(config.schema(), data))
+    else:
+        email = _draft_email(config, data if isinstance(data, Mapping) else {})
+        clean = _jsonable({**data, "applicant": {**data["applicant"], "email": email}})
+    comune = (clean.get("beneficiary") or {}).get("comune")
+    request.data = clean
+    request.comune = comune if comune in dict(config.comuni) else ""
+    request.applicant_email = clean["applicant"]["email"]
+    request.isee_expired = isee_expired(clean, now.astimezone(ROME).date())
+
+
+def is_complete(request: SadRequest, config: SadConfig) -> bool:
+    """Whether a draft's data pass the whole form (a half-filled one does not, yet)."""
+    try:
+        load(config.schema(), request.data)
+    except InvalidInput:
+        return False
+    return True
+
+
+def create_request(session: Session, *, data: Any, now: dt.datetime, config: SadConfig,
+                   complete: bool = True) -> SadRequest:
+    """Keep the form as a draft (no number yet); the citizen gets a link to resume it.
+
+    The API and "continue" validate the whole form (``complete``); "Salva bozza" on the page
+    keeps a half-filled form as typed.
+    """
+    request = SadRequest(id=str(uuid.uuid4()), tracking_code=new_tracking_code(), status=DRAFT,
+                         created_at=now, expires_at=now + config.draft_ttl)
+    _keep(request, data, complete=complete, now=now, config=config)
     session.add(request)
     _event(request, status=DRAFT, at=now, actor=CITIZEN, session=session,
            detail=f"Bozza salvata; resta disponibile fino al {format_date(request.expires_at)}.")
@@ -203,15 +264,12 @@ def get_live(session: Session, tracking_code: str, now: dt.datetime) -> SadReque
 
 
 def update_draft(session: Session, *, tracking_code: str, data: Any, now: dt.datetime,
-                 config: SadConfig) -> SadRequest:
+                 config: SadConfig, complete: bool = True) -> SadRequest:
     """Change a draft's data (the citizen resumed it from the e-mailed link); expiry is unchanged."""
     request = get_live(session, tracking_code, now)
     if request.status != DRAFT:
         raise Conflict("La richiesta è già stata presentata e non può essere modificata.")
-    clean = load(config.schema(), data)
-    request.data = _jsonable(clean)
-    request.comune, request.applicant_email = clean["beneficiary"]["comune"], clean["applicant"]["email"]
-    request.isee_expired = isee_expired(clean, now.astimezone(ROME).date())
+    _keep(request, data, complete=complete, now=now, config=config)
     return request
 
 
@@ -259,6 +317,7 @@ def submit(session: Session, *, tracking_code: str, now: dt.datetime, config: Sa
     if request.status != DRAFT:
         assert request.submitted_at is not None
         raise Conflict(f"La richiesta è già stata presentata il {services.when(request.submitted_at)}.")
+    _keep(request, request.data, complete=True, now=now, config=config)  # a saved draft may be half-filled
     register = config.ambito["register"]
     year = now.astimezone(ROME).year
     request.register_number = services.next_register_number(session, register["register_code"], year)
@@ -266,7 +325,6 @@ def submit(session: Session, *, tracking_code: str, now: dt.datetime, config: Sa
     request.status, request.case_status = services.RECEIVED, NEW
     request.submitted_at = request.package_requested_at = now
     request.expires_at = None
-    request.isee_expired = isee_expired(request.data, now.astimezone(ROME).date())
     _event(request, status=services.RECEIVED, at=now, actor=CITIZEN, session=session,
            detail=f"Richiesta presentata e registrata: {registration_label(request)}; trasmessa al "
                   f"Comune di {config.comune_name(request.comune)}.")
@@ -284,41 +342,98 @@ def package_request(request: SadRequest, config: SadConfig) -> dict[str, Any]:
     """The kwargs of ``documents.build_package``: the same contract as an application's, plus files."""
     schema = config.schema()
     data = schema.load(request.data)  # typed again (dates), for the PDF
-    ambito, register = config.ambito, config.ambito["register"]
-    applicant = data["applicant"]
-    subject = f"Richiesta voucher SAD - {config.comune_name(request.comune)}"
-    assert request.submitted_at is not None and request.register_number is not None
     sections = document_sections(schema, data)
     if request.isee_expired:
         sections.append({"title": "Avvertenze", "fields": [
             {"label": "ISEE", "value": "Scaduto alla data di presentazione"}]})
+    assert request.submitted_at is not None
+    return _package(request, request, config, kind="sad_request", source_ref=f"{SOURCE_PREFIX}{request.id}",
+                    subject=f"Richiesta voucher SAD - {config.comune_name(request.comune)}",
+                    file_stem=f"richiesta-sad-{request.tracking_code}",
+                    title="Richiesta di voucher per il Servizio di Assistenza Domiciliare (SAD)",
+                    sections=sections, declarations=accepted_declarations(schema, data), data=request.data,
+                    # Not the files the citizen adds later on request: those go in supplements.
+                    attachments=[a for a in request.attachments
+                                 if a.supplement_id is None and a.uploaded_at <= request.submitted_at])
+
+
+def supplement_ref(supplement: SadSupplement) -> str:
+    return f"{SOURCE_PREFIX}{supplement.request_id}{SUPPLEMENT_MARK}{supplement.number}"
+
+
+def supplement_request(supplement: SadSupplement, config: SadConfig) -> dict[str, Any]:
+    """The kwargs of ``documents.build_package`` for an "Integrazione documentale".
+
+    Its PDF says who sends it, which request it completes (registration, tracking code and, once
+    known, the comune's protocol number) and lists the files, which travel as attachments.
+    """
+    request = supplement.request
+    applicant, beneficiary = request.data["applicant"], request.data["beneficiary"]
+    kinds = dict(ATTACHMENT_KINDS)
+    about = [{"label": "Richiedente", "value": f"{applicant['first_name']} {applicant['last_name']} "
+                                               f"(codice fiscale {applicant['tax_code']})"},
+             {"label": "Beneficiario", "value": f"{beneficiary['first_name']} {beneficiary['last_name']} "
+                                                f"(codice fiscale {beneficiary['tax_code']})"},
+             {"label": "Richiesta integrata",
+              "value": f"Richiesta di voucher SAD, {registration_label(request)}"},
+             {"label": "Codice della richiesta", "value": group_tracking_code(request.tracking_code)}]
+    if request.protocol_number and request.protocol_date:
+        about.append({"label": "Protocollo della richiesta",
+                      "value": f"n. {request.protocol_number} del {format_date(request.protocol_date)}"})
+    asked = [e for e in request.events if e.status == DOCUMENTS_REQUESTED and e.at <= supplement.created_at]
+    if asked:
+        about.append({"label": "Richiesta del servizio sociale", "value": asked[-1].detail})
+    files = [{"label": kinds.get(a.kind, a.kind), "value": f"{a.name} ({uploads.megabytes(a.size)})"}
+             for a in supplement.attachments]
+    comune = config.comune_name(request.comune)
+    return _package(
+        request, supplement, config, kind="sad_supplement", source_ref=supplement_ref(supplement),
+        subject=f"Integrazione documentale n. {supplement.number} - richiesta voucher SAD - {comune}",
+        file_stem=f"integrazione-sad-{request.tracking_code}-{supplement.number}",
+        title="Integrazione documentale", sections=[{"title": "Richiesta integrata", "fields": about},
+                                                    {"title": "Documenti trasmessi", "fields": files}],
+        declarations=[],
+        data={"request_tracking_code": request.tracking_code, "supplement": supplement.number,
+              "files": [{"name": a.name, "kind": a.kind, "sha256": a.sha256}
+                        for a in supplement.attachments]},
+        attachments=supplement.attachments)
+
+
+def _package(request: SadRequest, registered: SadRequest | SadSupplement, config: SadConfig, *, kind: str,
+             source_ref: str, subject: str, file_stem: str, title: str, sections: list[dict[str, Any]],
+             declarations: list[str], data: Mapping[str, Any],
+             attachments: list[SadAttachment]) -> dict[str, Any]:
+    """A package for the protocol of the beneficiary's comune, numbered by ``registered`` in our register."""
+    ambito, register = config.ambito, config.ambito["register"]
+    applicant = request.data["applicant"]
+    assert registered.submitted_at is not None and registered.register_number is not None
     return {
         "source": "intake",
-        "source_ref": f"{SOURCE_PREFIX}{request.id}",
+        "source_ref": source_ref,
         "callback": "intake.package_status",
         "payload": {
-            "kind": "sad_request",
+            "kind": kind,
             # Where documents' territorial routing looks for the comune of residence.
             "residence": {"comune": request.comune},
             "subject": subject,
-            "file_stem": f"richiesta-sad-{request.tracking_code}",
+            "file_stem": file_stem,
             "document": {
                 "header": {"lead_body": ambito["lead_body"]["name"], "ambito": ambito["name"]},
-                "title": "Richiesta di voucher per il Servizio di Assistenza Domiciliare (SAD)",
+                "title": title,
                 "subtitle": f"Comune di residenza: {config.comune_name(request.comune)}",
                 "sections": sections,
-                "declarations": accepted_declarations(schema, data),
-                "submitted_at": format_datetime(request.submitted_at),
+                "declarations": declarations,
+                "submitted_at": format_datetime(registered.submitted_at),
                 "tracking_code": request.tracking_code,
-                "registration": registration_label(request),
+                "registration": registration_label(registered),
             },
-            "data": request.data,
+            "data": data,
             "meta": {
                 "registration": {
                     "ipa_code": register["ipa_code"], "aoo_code": register["aoo_code"],
-                    "register_code": request.register_code,
-                    "number": services.format_register_number(request.register_number),
-                    "date": request.submitted_at.astimezone(ROME).date().isoformat(),
+                    "register_code": registered.register_code,
+                    "number": services.format_register_number(registered.register_number),
+                    "date": registered.submitted_at.astimezone(ROME).date().isoformat(),
                 },
                 "sender": {"name": f"{applicant['first_name']} {applicant['last_name']}",
                            "tax_code": applicant["tax_code"], "email": applicant["email"]},
@@ -328,55 +443,72 @@ def package_request(request: SadRequest, config: SadConfig) -> dict[str, Any]:
             "attachments": [
                 {"name": a.name, "media_type": a.media_type, "sha256": a.sha256, "size": a.size,
                  "content_b64": base64.b64encode(attachment_path(config, a).read_bytes()).decode("ascii")}
-                for a in request.attachments],
+                for a in attachments],
         },
     }
 
 
 def requeue_stale_packages(session: Session, *, now: dt.datetime, older_than: dt.timedelta,
                            config: SadConfig) -> int:
-    """Ask documents again for SAD packages not confirmed after ``older_than`` (it is idempotent)."""
-    stale = session.scalars(
-        select(SadRequest).where(SadRequest.status == services.RECEIVED,
-                                 SadRequest.package_requested_at <= now - older_than)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for request in stale:
-        enqueue(session, OutboxMessage, "documents.build_package", **package_request(request, config))
-        request.package_requested_at = now
-    return len(stale)
+    """Ask documents again for SAD packages (requests, supplements) not confirmed after ``older_than``.
+
+    Documents is idempotent on the source_ref, so asking twice is harmless.
+    """
+    requeued = 0
+    for model, build_request in ((SadRequest, package_request), (SadSupplement, supplement_request)):
+        stale = session.scalars(
+            select(model).where(model.status == services.RECEIVED,
+                                model.package_requested_at <= now - older_than)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for item in stale:
+            enqueue(session, OutboxMessage, "documents.build_package", **build_request(item, config))
+            item.package_requested_at = now
+        requeued += len(stale)
+    return requeued
 
 
-PACKAGE_DETAILS = {
-    services.PACKAGED: "Documenti della richiesta pronti e sigillati.",
-    services.DELIVERED: "Richiesta consegnata all'ufficio protocollo del comune.",
-}
+def _package_detail(target: SadRequest | SadSupplement, status: str, what: str) -> str:
+    """What the history says of a package's step; ``what`` names the package ("Richiesta", ...)."""
+    if status == services.REGISTERED:
+        return f"{what} protocollata: n. {target.protocol_number} del {format_date(target.protocol_date)}."
+    if status == services.REJECTED:
+        return f"{what} – {services.rejection_detail(target).rstrip('.')}."
+    return {services.PACKAGED: f"{what}: documenti pronti e sigillati.",
+            services.DELIVERED: f"{what} consegnata all'ufficio protocollo del comune."}[status]
 
 
-def record_package_status(session: Session, *, request_id: str, package_id: str | None, status: str,
-                          protocol: Mapping[str, str] | None, now: dt.datetime) -> SadRequest | None:
-    """Documents reports on the package: move forward only (messages repeat and cross)."""
-    if status not in services.STATUSES:
-        raise ValueError(f"unknown package status {status!r}")
+def record_package_status(session: Session, *, source_ref: str, package_id: str | None, status: str,
+                          protocol: Mapping[str, str] | None, now: dt.datetime,
+                          rejection: Mapping[str, Any] | None = None) -> SadRequest | SadSupplement | None:
+    """Documents reports on a package of a request or of a supplement: forward only, never back.
+
+    A supplement has its own road: its reports never touch the request's status. A rejection
+    is recorded and e-mailed (the citizen has to act); a registered package never moves back.
+    """
+    request_id, _, number = source_ref.removeprefix(SOURCE_PREFIX).partition(SUPPLEMENT_MARK)
     request = session.get(SadRequest, request_id, with_for_update=True)
     if request is None or request.status == DRAFT:
-        log.warning("package_status_unknown_sad_request", request_id=request_id)
+        log.warning("package_status_unknown_sad_request", source_ref=source_ref)
         return None
-    if package_id and not request.package_id:
-        request.package_id = package_id
-    if services.STATUSES.index(status) <= services.STATUSES.index(request.status):
-        return request
-    detail = PACKAGE_DETAILS.get(status, "")
-    if status == services.REGISTERED:
-        if not protocol or not protocol.get("number") or not protocol.get("date"):
-            raise ValueError("a registered package needs protocol number and date")
-        request.protocol_number = protocol["number"]
-        request.protocol_date = dt.date.fromisoformat(protocol["date"])
-        detail = (f"Richiesta protocollata: n. {request.protocol_number} "
-                  f"del {format_date(request.protocol_date)}.")
-    request.status = status
+    target: SadRequest | SadSupplement | None = request
+    if number:
+        target = next((s for s in request.supplements if str(s.number) == number), None)
+        if target is None:
+            log.warning("package_status_unknown_sad_supplement", source_ref=source_ref)
+            return None
+    if not services.advance_package(target, status=status, package_id=package_id, protocol=protocol,
+                                    rejection=rejection):
+        return target
+    if isinstance(target, SadSupplement):
+        detail = _package_detail(target, status, f"Integrazione documentale n. {target.number}")
+        status = f"{SUPPLEMENT_EVENT}{status}"
+    else:
+        detail = _package_detail(target, status, "Richiesta")
+        # Not the social worker's rejection of the case ("rejected"): the protocol's of the package.
+        status = PROTOCOL_REJECTED if status == services.REJECTED else status
     _event(request, status=status, at=now, actor=SYSTEM, detail=detail, session=session)
-    return request
+    return target
 
 
 # The comune's side
@@ -419,41 +551,17 @@ def add_note(session: Session, request: SadRequest, identity: Identity, text: An
     return note
 
 
-def hourly_copayment(rule: Mapping[str, Any], isee_cents: int | None) -> int:
-    """The citizen's share per operator-hour, in cents, by a comune's rule (``bands`` or ``linear``).
-
-    No ISEE (or an expired one) pays the maximum, as the regulations do.
-    """
-    maximum = int(rule["max_hourly_cents"])
-    if isee_cents is None:
-        return maximum
-    if rule["rule"] == "bands":
-        for band in rule["bands"]:
-            if isee_cents <= band["up_to_cents"]:
-                return int(band["hourly_cents"])
-        return maximum
-    if rule["rule"] == "linear":
-        low, high = int(rule["from_cents"]), int(rule["to_cents"])
-        if isee_cents <= low:
-            return 0
-        if isee_cents >= high:
-            return maximum
-        return round(maximum * (isee_cents - low) / (high - low))
-    raise ValueError(f"unknown co-payment rule {rule['rule']!r}")
-
-
-def copayment_rule(config: SadConfig, comune: str) -> Mapping[str, Any]:
-    return config.copayment.get("by_comune", {}).get(comune) or config.copayment["default"]
-
-
 def save_care_plan(session: Session, request: SadRequest, identity: Identity, data: Mapping[str, Any],
                    now: dt.datetime, config: SadConfig) -> dict[str, Any]:
-    """The PAI, with the co-payment computed from the (valid) ISEE by the comune's rule."""
+    """The PAI, with the hourly co-payment from the (valid) ISEE by the comune's rule in force when it starts.
+
+    The voucher issued from the plan keeps this figure: it is what the family agrees to.
+    """
     _require_open(request)
     plan = load(CarePlanSchema(providers=config.providers), data)
     isee = request.data.get("isee") or {}
     isee_cents = None if request.isee_expired else isee.get("value_cents")
-    hourly = hourly_copayment(copayment_rule(config, request.comune), isee_cents)
+    hourly = hourly_copayment(config.copayment, request.comune, isee_cents, plan["start_date"])
     hours = plan["asa_hours_week"] + plan["oss_hours_week"]
     plan.update(start_date=plan["start_date"].isoformat(), copayment_hourly_cents=hourly,
                 copayment_total_cents=round(hourly * hours * plan["weeks"]),
@@ -475,8 +583,9 @@ def approve(session: Session, request: SadRequest, identity: Identity, now: dt.d
     beneficiary = request.data["beneficiary"]
     enqueue(session, OutboxMessage, "vouchers.request_voucher",
             source="intake", source_ref=f"{SOURCE_PREFIX}{request.id}", comune=request.comune,
+            # The applicant's e-mail: the family receives a copy of the sealed voucher there.
             beneficiary={"first_name": beneficiary["first_name"], "last_name": beneficiary["last_name"],
-                         "tax_code": beneficiary["tax_code"]},
+                         "tax_code": beneficiary["tax_code"], "email": request.data["applicant"]["email"]},
             isee_cents=None if request.isee_expired else (request.data.get("isee") or {}).get("value_cents"),
             submitted_at=request.submitted_at.isoformat() if request.submitted_at else None,
             care_plan=request.care_plan)
@@ -498,18 +607,88 @@ def request_documents(session: Session, request: SadRequest, identity: Identity,
     _move(session, request, identity, DOCUMENTS_REQUESTED, f"Documenti richiesti: {text}", now)
 
 
-def documents_sent(session: Session, *, tracking_code: str, now: dt.datetime) -> SadRequest:
-    """The citizen has uploaded what was asked: the case goes back to the social worker."""
+def documents_sent(session: Session, *, tracking_code: str, now: dt.datetime,
+                   config: SadConfig) -> SadRequest:
+    """The citizen has uploaded what was asked: the case goes back to the social worker.
+
+    The new files are a supplement, registered and packaged for the comune's protocol like
+    the request itself, so the file of the case there is complete.
+    """
     request = get_by_code(session, tracking_code)
     if request.case_status != DOCUMENTS_REQUESTED:
         raise Conflict("Non ci sono documenti richiesti per questa domanda.")
     asked = max((e.at for e in request.events if e.status == DOCUMENTS_REQUESTED), default=request.created_at)
-    if not any(a.uploaded_at >= asked for a in request.attachments):
+    new_files = [a for a in request.attachments if a.supplement_id is None and a.uploaded_at >= asked]
+    if not new_files:
         raise InvalidInput("Caricare almeno un documento prima di inviare.",
                            errors={"file": ["Caricare almeno un documento prima di inviare."]})
+    register = config.ambito["register"]
+    year = now.astimezone(ROME).year
+    supplement = SadSupplement(
+        number=len(request.supplements) + 1, created_at=now, status=services.RECEIVED,
+        register_code=register["register_code"], register_year=year, package_requested_at=now,
+        register_number=services.next_register_number(session, register["register_code"], year))
+    request.supplements.append(supplement)
+    supplement.attachments.extend(new_files)
+    session.flush()
     request.case_status = ASSESSMENT
     _event(request, status=ASSESSMENT, at=now, actor=CITIZEN, session=session,
-           detail="Documenti integrativi inviati dal cittadino.")
+           detail=f"Documenti integrativi inviati dal cittadino ({len(new_files)} file): integrazione "
+                  f"documentale n. {supplement.number}, {registration_label(supplement)}; trasmessa al "
+                  f"Comune di {config.comune_name(request.comune)}.")
+    enqueue(session, OutboxMessage, "documents.build_package", **supplement_request(supplement, config))
+    log.info("sad_supplement_sent", request_id=request.id, supplement=supplement.number, files=len(new_files))
+    return request
+
+
+# The voucher (reported by the vouchers service)
+
+
+def case_label(request: SadRequest) -> str:
+    """The case's state in words, with the rank while it waits for budget."""
+    label = CASE_LABELS.get(request.case_status or "", "")
+    if request.case_status == WAITING_LIST and request.waiting_position:
+        return f"{label}, posizione {request.waiting_position}"
+    return label
+
+
+def _euros(cents: int) -> str:
+    """``1.234,50 €``, as an Italian office writes money."""
+    return f"{cents / 100:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") + " €"
+
+
+def record_voucher_status(session: Session, *, source_ref: str, status: str,
+                          vouchers: list[Mapping[str, Any]], waiting_position: int | None,
+                          now: dt.datetime) -> SadRequest | None:
+    """The vouchers service reports on the plan's vouchers: assigned, waiting for budget, closed.
+
+    Idempotent: the same state again records nothing and mails nothing (a changed rank on the
+    waiting list is kept quietly). A closed case stays closed.
+    """
+    case_status = VOUCHER_STATUSES.get(status)
+    if case_status is None:
+        raise ValueError(f"unknown voucher status {status!r}")
+    request = session.get(SadRequest, source_ref.removeprefix(SOURCE_PREFIX), with_for_update=True) \
+        if source_ref.startswith(SOURCE_PREFIX) else None
+    if request is None or request.case_status not in (AWAITING_BUDGET, VOUCHER_GRANTED, WAITING_LIST):
+        log.warning("voucher_status_ignored", source_ref=source_ref, status=status,
+                    case_status=request.case_status if request else None)
+        return request
+    request.vouchers = [dict(v) for v in vouchers]
+    request.waiting_position = waiting_position if case_status == WAITING_LIST else None
+    if request.case_status == case_status:
+        return request
+    request.case_status = case_status
+    listed = "; ".join(f"{v.get('profile')} {_euros(int(v.get('value_cents') or 0))}" for v in vouchers)
+    detail = {
+        VOUCHER_GRANTED: f"Voucher assegnato sul budget del comune ({listed}).",
+        WAITING_LIST: "Budget del comune al momento esaurito: la richiesta è in lista d'attesa"
+                      + (f", posizione {waiting_position}." if waiting_position else "."),
+        VOUCHER_CLOSED: "Voucher chiuso.",
+    }[case_status]
+    _event(request, status=case_status, at=now, actor=VOUCHER_SERVICE, actor_role="vouchers", detail=detail,
+           session=session)
+    log.info("sad_voucher_status", request_id=request.id, status=case_status)
     return request
 
 
@@ -553,7 +732,9 @@ def update_message(event: SadEvent, platform: PlatformSettings, config: SadConfi
         subject = f"Richiesta voucher SAD - aggiornamento - codice {code}"
         intro = ("la richiesta di voucher per l'assistenza domiciliare ha un aggiornamento "
                  f"({format_datetime(event.at)}):")
-    lines = [f"Gentile {applicant['first_name']} {applicant['last_name']},", "", intro]
+    # A half-filled draft may not carry the name yet.
+    name = " ".join(str(applicant.get(k) or "") for k in ("first_name", "last_name")).strip()
+    lines = [f"Gentile {name or 'richiedente'},", "", intro]
     if event.status != DRAFT:
         lines += ["", event.detail, "", "Lo stato della richiesta è consultabile a questo indirizzo:"]
     lines += [tracking_url(platform, request), "", f"Codice della richiesta: {code}",

@@ -15,7 +15,7 @@ from ambito_common.web import ROME
 from apispec import APISpec
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from . import sad
+from . import sad, services
 from .models import SadRequest
 from .sad_schemas import (
     AttachmentOut,
@@ -43,8 +43,11 @@ def status_json(found: SadRequest) -> dict[str, Any]:
     if found.protocol_number:
         protocol = {"number": found.protocol_number, "date": found.protocol_date.isoformat()
                     if found.protocol_date else None}
+    rejection = {"code": found.rejection_code, "reason": found.rejection_reason} \
+        if found.status == services.REJECTED else None
     return {"tracking_code": found.tracking_code, "status": found.status, "package_id": found.package_id,
-            "protocol": protocol, "case_status": found.case_status}
+            "protocol": protocol, "case_status": found.case_status, "rejection": rejection,
+            "waiting_position": found.waiting_position}
 
 
 def case_json(found: SadRequest) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def submit(tracking_code: str):  # type: ignore[no-untyped-def]
 @bp.post("/api/intake/sad-requests/<tracking_code>/documents-sent")
 def documents_sent(tracking_code: str):  # type: ignore[no-untyped-def]
     session = db_session()
-    found = sad.documents_sent(session, tracking_code=tracking_code, now=utcnow())
+    found = sad.documents_sent(session, tracking_code=tracking_code, now=utcnow(), config=config())
     session.commit()
     return jsonify({"case_status": found.case_status})
 
@@ -190,9 +193,12 @@ def document_sad(spec: APISpec, problem: Any) -> None:
     spec.path(path="/api/intake/sad-requests/{tracking_code}/submit", parameters=[code], operations={
         "post": {"summary": "Presenta la richiesta: registrazione e invio al protocollo del comune",
                  "tags": ["sad"],
+                 "description": "Controlla l'intero modulo: una bozza salvata dalla pagina può essere "
+                                "incompleta.",
                  "responses": {"200": {"description": "`{\"status\": \"received\"}`"},
                                "404": problem("Codice sconosciuto o bozza scaduta"),
-                               "409": problem("Richiesta già presentata")}}})
+                               "409": problem("Richiesta già presentata"),
+                               "422": problem("Dati della bozza incompleti: `errors` per campo")}}})
     spec.path(path="/api/intake/sad-requests/{tracking_code}/documents-sent", parameters=[code], operations={
         "post": {"summary": "Il cittadino conferma di aver caricato i documenti richiesti", "tags": ["sad"],
                  "responses": {"200": {"description": "`{\"case_status\": \"assessment\"}`"},

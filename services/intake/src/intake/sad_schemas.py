@@ -211,10 +211,15 @@ class CarePlanSchema(FormSchema):
 
 
 def isee_expired(data: Mapping[str, Any], today: dt.date) -> bool:
-    expires_on = (data.get("isee") or {}).get("expires_on")
+    """Whether the ISEE had expired by ``today`` (a half-filled draft's unreadable date: not known yet)."""
+    isee = data.get("isee")
+    expires_on = isee.get("expires_on") if isinstance(isee, Mapping) else None
     if isinstance(expires_on, str):
-        expires_on = dt.date.fromisoformat(expires_on)
-    return expires_on is not None and expires_on < today
+        try:
+            expires_on = dt.date.fromisoformat(expires_on)
+        except ValueError:
+            return False
+    return isinstance(expires_on, dt.date) and expires_on < today
 
 
 # API shapes.

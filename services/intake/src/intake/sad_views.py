@@ -13,11 +13,12 @@ from ambito_common.db import db_session, utcnow
 from ambito_common.errors import Conflict, DomainError, InvalidInput
 from ambito_common.forms import build_form, document_sections, parse_form
 from ambito_common.identity import SOCIAL_WORKER, current_identity, require_roles
+from ambito_common.web import format_date
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 
 from . import sad, services
 from .codes import group_tracking_code
-from .models import SadRequest
+from .models import SadRequest, SadSupplement
 from .sad_schemas import ATTACHMENT_KINDS, CarePlanSchema
 
 bp = Blueprint("intake_sad_pages", __name__)
@@ -35,9 +36,21 @@ def _config() -> sad.SadConfig:
 
 
 def _steps(found: SadRequest) -> list[dict[str, Any]]:
-    reached = services.STATUSES.index(found.status) if found.status in services.STATUSES else -1
+    if found.status == sad.DRAFT:
+        reached = -1
+    else:  # a package the protocol rejected was received, and went no further
+        reached = services.STATUSES.index(found.status) if found.status in services.STATUSES else 0
     return [{"label": label, "done": services.STATUSES.index(status) <= reached}
             for status, label in PACKAGE_STEPS]
+
+
+def package_state(target: SadRequest | SadSupplement) -> str:
+    """Where a package stands at the comune's protocol, in the citizen's words."""
+    if target.status == services.REGISTERED and target.protocol_date:
+        return f"protocollata: n. {target.protocol_number} del {format_date(target.protocol_date)}"
+    if target.status == services.REJECTED:
+        return services.rejection_detail(target)
+    return services.STATUS_LABELS.get(target.status, target.status)
 
 
 def _render_request(found: SadRequest, status: int = 200, upload_error: DomainError | None = None):  # type: ignore[no-untyped-def]
@@ -45,8 +58,10 @@ def _render_request(found: SadRequest, status: int = 200, upload_error: DomainEr
     return render_template(
         "intake/sad_request.html", request_=found, code=group_tracking_code(found.tracking_code),
         comune_name=config.comune_name(found.comune), steps=_steps(found),
-        case_label=sad.CASE_LABELS.get(found.case_status or ""), registration=sad.registration_label(found),
+        case_label=sad.case_label(found), registration=sad.registration_label(found),
+        package_state=package_state, kind_labels=dict(ATTACHMENT_KINDS), voucher_labels=sad.VOUCHER_LABELS,
         kinds=ATTACHMENT_KINDS, upload_error=upload_error,
+        incomplete=found.status == sad.DRAFT and not sad.is_complete(found, config),
         can_upload=found.status == sad.DRAFT or found.case_status == sad.DOCUMENTS_REQUESTED,
         max_file=config.max_file_bytes, max_request=config.max_request_bytes,
         history=[e for e in found.events if e.status != sad.DRAFT]), status
@@ -60,12 +75,18 @@ def new_request():  # type: ignore[no-untyped-def]
     data = parse_form(schema, request.form)
     session = db_session()
     try:
-        found = sad.create_request(session, data=data, now=utcnow(), config=_config())
+        found = sad.create_request(session, data=data, now=utcnow(), config=_config(),
+                                   complete=not _half_filled())
     except InvalidInput as exc:
         session.rollback()
         return render_template("intake/sad_form.html", form=build_form(schema, data, exc.errors)), 422
     session.commit()
     return redirect(url_for(".tracking", code=found.tracking_code), 303)
+
+
+def _half_filled() -> bool:
+    """The citizen pressed "Salva bozza": keep the form as typed, checks come at submission."""
+    return request.form.get("azione") == "bozza"
 
 
 @bp.get("/intake/sad/<code>")
@@ -76,9 +97,16 @@ def tracking(code: str):  # type: ignore[no-untyped-def]
 def _form_values(data: dict[str, Any]) -> dict[str, Any]:
     """Stored data as the form shows it: money in euros, the way a person typed it."""
     isee = dict(data.get("isee") or {})
-    if isee.get("value_cents") is not None:
+    if isinstance(isee.get("value_cents"), int):  # a half-filled draft keeps the text typed
         isee["value_cents"] = f"{isee['value_cents'] / 100:.2f}".replace(".", ",")
     return {**data, "isee": isee}
+
+
+def _render_draft_form(found: SadRequest, values: dict[str, Any], errors: dict[str, list[str]] | None = None,
+                       status: int = 200, submitting: bool = False):  # type: ignore[no-untyped-def]
+    form = build_form(_config().schema(), values, errors)
+    return render_template("intake/sad_form.html", form=form, resumed=found, submitting=submitting,
+                           action=url_for(".edit_draft", code=found.tracking_code)), status
 
 
 @bp.route("/intake/sad/<code>/modifica", methods=["GET", "POST"])
@@ -89,17 +117,15 @@ def edit_draft(code: str):  # type: ignore[no-untyped-def]
     if found.status != sad.DRAFT:
         raise Conflict("La richiesta è già stata presentata e non può essere modificata.")
     schema = _config().schema()
-    action = url_for(".edit_draft", code=found.tracking_code)
     if request.method == "GET":
-        return render_template("intake/sad_form.html", form=build_form(schema, _form_values(found.data)),
-                               action=action, resumed=found)
+        return _render_draft_form(found, _form_values(found.data))
     data = parse_form(schema, request.form)
     try:
-        sad.update_draft(session, tracking_code=code, data=data, now=utcnow(), config=_config())
+        sad.update_draft(session, tracking_code=code, data=data, now=utcnow(), config=_config(),
+                         complete=not _half_filled())
     except InvalidInput as exc:
         session.rollback()
-        return render_template("intake/sad_form.html", form=build_form(schema, data, exc.errors),
-                               action=action, resumed=found), 422
+        return _render_draft_form(found, data, exc.errors, 422)
     session.commit()
     return redirect(url_for(".tracking", code=found.tracking_code), 303)
 
@@ -125,7 +151,13 @@ def upload(code: str):  # type: ignore[no-untyped-def]
 @bp.post("/intake/sad/<code>/presenta")
 def submit(code: str):  # type: ignore[no-untyped-def]
     session = db_session()
-    sad.submit(session, tracking_code=code, now=utcnow(), config=_config())
+    try:
+        sad.submit(session, tracking_code=code, now=utcnow(), config=_config())
+    except InvalidInput as exc:
+        # A draft saved half-filled: the form again, with what to complete, before anything is sent.
+        session.rollback()
+        found = sad.get_live(session, code, utcnow())
+        return _render_draft_form(found, _form_values(found.data), exc.errors, 422, submitting=True)
     session.commit()
     return redirect(url_for(".tracking", code=code), 303)
 
@@ -134,7 +166,7 @@ def submit(code: str):  # type: ignore[no-untyped-def]
 def documents_sent(code: str):  # type: ignore[no-untyped-def]
     session = db_session()
     try:
-        sad.documents_sent(session, tracking_code=code, now=utcnow())
+        sad.documents_sent(session, tracking_code=code, now=utcnow(), config=_config())
     except InvalidInput as exc:
         session.rollback()
         return _render_request(sad.get_by_code(session, code), 422, upload_error=exc)
@@ -163,6 +195,7 @@ def _render_case(found: SadRequest, status: int = 200, errors: dict[str, list[st
     return render_template(
         "intake/sad_case.html", case=found, code=group_tracking_code(found.tracking_code),
         comune_name=config.comune_name(found.comune), labels=sad.CASE_LABELS,
+        case_label=sad.case_label(found), package_state=package_state, voucher_labels=sad.VOUCHER_LABELS,
         sections=document_sections(schema, schema.load(found.data)),
         plan_form=build_form(CarePlanSchema(providers=config.providers), plan_values,
                              errors if plan_data is not None else None),

@@ -36,11 +36,14 @@ log = structlog.get_logger(__name__)
 
 RECEIVED, PACKAGED, DELIVERED, REGISTERED = "received", "packaged", "delivered", "registered"
 STATUSES = (RECEIVED, PACKAGED, DELIVERED, REGISTERED)
+# Off the road: the protocol refused the package (contract: documents reports it with a reason).
+REJECTED = "rejected"
 STATUS_LABELS = {
     RECEIVED: "ricevuta",
     PACKAGED: "documenti pronti",
     DELIVERED: "consegnata al protocollo",
     REGISTERED: "protocollata",
+    REJECTED: "Respinta dal protocollo",
 }
 OPEN, CLOSED = "open", "closed"
 
@@ -243,37 +246,79 @@ def get_application(session: Session, tracking_code: str) -> Application:
     return application
 
 
+def advance_package(target: Any, *, status: str, package_id: str | None, protocol: Mapping[str, str] | None,
+                    rejection: Mapping[str, Any] | None) -> bool:
+    """Apply documents' report to ``target`` (an application, a SAD request or supplement): True if it moved.
+
+    Forward only (received → packaged → delivered → registered): messages arrive at least once
+    and not always in order, so a repeated or late one changes nothing. A rejection by the
+    protocol takes the package off that road, except a registered one, which nothing moves back;
+    after a rejection only a registration (the office registered it after all) moves it again.
+    """
+    if status not in (*STATUSES, REJECTED):
+        raise ValueError(f"unknown package status {status!r}")
+    if package_id and not target.package_id:
+        target.package_id = package_id
+    current = target.status
+    if current in (REGISTERED, status):
+        return False
+    if status == REJECTED:
+        target.rejection_code = str((rejection or {}).get("code") or "")[:64] or None
+        target.rejection_reason = str((rejection or {}).get("reason") or "").strip() or \
+            "Motivo non indicato dall'ufficio protocollo."
+    elif not _forward(current, status):
+        return False
+    if status == REGISTERED:
+        if not protocol or not protocol.get("number") or not protocol.get("date"):
+            raise ValueError("a registered package needs protocol number and date")
+        target.protocol_number = protocol["number"]
+        target.protocol_date = dt.date.fromisoformat(protocol["date"])
+    target.status = status
+    return True
+
+
+def _forward(current: str, status: str) -> bool:
+    if current == REJECTED:
+        return status == REGISTERED
+    return STATUSES.index(status) > STATUSES.index(current)
+
+
+def rejection_detail(target: Any) -> str:
+    """``Respinta dal protocollo: <reason> (codice <code>)``, as the citizen reads it."""
+    code = f" (codice {target.rejection_code})" if target.rejection_code else ""
+    return f"{STATUS_LABELS[REJECTED]}: {target.rejection_reason}{code}"
+
+
 def record_package_status(session: Session, *, source_ref: str, package_id: str | None, status: str,
-                          protocol: Mapping[str, str] | None, now: dt.datetime) -> Application | None:
+                          protocol: Mapping[str, str] | None, now: dt.datetime,
+                          rejection: Mapping[str, Any] | None = None) -> Application | None:
     """Move an application forward (received → packaged → delivered → registered), never back.
 
-    Messages arrive at least once and not always in order: a repeated or late
-    one changes nothing, so this is safe to run any number of times.
+    A rejection by the protocol is recorded and e-mailed to the organisation, which has to act.
     """
-    if status not in STATUSES:
-        raise ValueError(f"unknown package status {status!r}")
     kind, _, application_id = source_ref.partition(":")
     application = session.get(Application, application_id, with_for_update=True) \
         if kind == "application" else None
     if application is None:
+        if status not in (*STATUSES, REJECTED):
+            raise ValueError(f"unknown package status {status!r}")
         log.warning("package_status_unknown_application", source_ref=source_ref)
         return None
-    if package_id and not application.package_id:
-        application.package_id = package_id
-    if STATUSES.index(status) <= STATUSES.index(application.status):
+    if not advance_package(application, status=status, package_id=package_id, protocol=protocol,
+                           rejection=rejection):
         return application
     detail = {PACKAGED: "Documenti della domanda pronti e sigillati.",
-              DELIVERED: "Domanda consegnata all'ufficio protocollo dell'ente capofila.",
-              REGISTERED: "Domanda protocollata."}[status]
+              DELIVERED: "Domanda consegnata all'ufficio protocollo dell'ente capofila."}.get(status, "")
     if status == REGISTERED:
-        if not protocol or not protocol.get("number") or not protocol.get("date"):
-            raise ValueError("a registered package needs protocol number and date")
-        application.protocol_number = protocol["number"]
-        application.protocol_date = dt.date.fromisoformat(protocol["date"])
         detail = (f"Domanda protocollata: n. {application.protocol_number} "
                   f"del {format_date(application.protocol_date)}.")
-    application.status = status
-    application.events.append(ApplicationEvent(at=now, status=status, detail=detail))
+    elif status == REJECTED:
+        detail = rejection_detail(application)[:500]
+    event = ApplicationEvent(at=now, status=status, detail=detail)
+    application.events.append(event)
+    if status == REJECTED:
+        session.flush()
+        enqueue(session, OutboxMessage, "intake.send_application_update", event_id=event.id)
     log.info("application_status", application_id=application.id, status=status)
     return application
 
@@ -302,20 +347,28 @@ def tracking_url(platform: PlatformSettings, application: Application) -> str:
     return f"{platform.public_url}/intake/domande/{application.tracking_code}"
 
 
-def receipt_message(application: Application, platform: PlatformSettings,
-                    ambito: Mapping[str, Any]) -> EmailMessage:
-    """The Italian receipt for the organisation, copied to its contact person."""
-    data = application.data
-    organisation, contact = data["organisation"], data["contact_person"]
-    code = group_tracking_code(application.tracking_code)
-    areas = {a.code: a.title for a in application.call.areas}
+def _organisation_message(application: Application, platform: PlatformSettings,
+                          ambito: Mapping[str, Any], subject: str) -> EmailMessage:
+    """A mail to the organisation, copied to its contact person; replies go to the lead comune."""
+    organisation, contact = application.data["organisation"], application.data["contact_person"]
     message = EmailMessage()
     message["From"] = platform.mail_from
     message["To"] = organisation["email"]
     if contact["email"].lower() != organisation["email"].lower():
         message["Cc"] = contact["email"]
     message["Reply-To"] = ambito["lead_body"]["email"]
-    message["Subject"] = f"Domanda ricevuta - codice {code}"
+    message["Subject"] = subject
+    return message
+
+
+def receipt_message(application: Application, platform: PlatformSettings,
+                    ambito: Mapping[str, Any]) -> EmailMessage:
+    """The Italian receipt for the organisation, copied to its contact person."""
+    data = application.data
+    organisation = data["organisation"]
+    code = group_tracking_code(application.tracking_code)
+    areas = {a.code: a.title for a in application.call.areas}
+    message = _organisation_message(application, platform, ambito, f"Domanda ricevuta - codice {code}")
     message.set_content("\n".join([
         f"Spettabile {organisation['name']},",
         "",
@@ -356,4 +409,34 @@ def send_receipt(session: Session, *, application_id: str, platform: PlatformSet
     send_mail(platform.smtp_url, receipt_message(application, platform, ambito))
     application.receipt_sent_at = now
     log.info("receipt_sent", application_id=application_id)
+    return True
+
+
+def update_message(event: ApplicationEvent, platform: PlatformSettings,
+                   ambito: Mapping[str, Any]) -> EmailMessage:
+    """News the organisation must act on (the protocol refused the application), copied to its contact."""
+    application = event.application
+    organisation = application.data["organisation"]
+    code = group_tracking_code(application.tracking_code)
+    message = _organisation_message(
+        application, platform, ambito,
+        f"Domanda {STATUS_LABELS.get(event.status, event.status).lower()} - codice {code}")
+    message.set_content("\n".join([
+        f"Spettabile {organisation['name']},", "",
+        f"la domanda di partecipazione all'avviso «{application.call.title}» ha un aggiornamento "
+        f"({format_datetime(event.at)}):", "", event.detail, "",
+        "Lo stato della domanda è consultabile a questo indirizzo:", tracking_url(platform, application), "",
+        f"Per informazioni scriva a {ambito['lead_body']['email']}.", "", ambito["name"], "",
+        "Messaggio generato automaticamente."]))
+    return message
+
+
+def send_update(session: Session, *, event_id: int, platform: PlatformSettings, ambito: Mapping[str, Any],
+                now: dt.datetime) -> bool:
+    """E-mail the organisation about one event, once (SMTP errors propagate so the task retries)."""
+    event = session.get(ApplicationEvent, event_id)
+    if event is None or event.notified_at is not None:
+        return False
+    send_mail(platform.smtp_url, update_message(event, platform, ambito))
+    event.notified_at = now
     return True

@@ -25,18 +25,43 @@ def send_receipt(application_id: str) -> bool:
 
 @shared_task(name="intake.package_status")
 def package_status(source_ref: str, package_id: str | None, status: str,
-                   protocol: dict[str, str] | None = None) -> str | None:
-    """Documents reports on a package: move the application or SAD request forward (never back)."""
+                   protocol: dict[str, str] | None = None, rejection: dict[str, str | None] | None = None,
+                   **_unknown: object) -> str | None:
+    """Documents reports on a package: move the application, SAD request or supplement forward (never back).
+
+    Later keyword arguments of the contract are accepted and ignored, so documents can grow it.
+    """
     with session_scope(worker_runtime().session_factory) as session:
         if source_ref.startswith(sad.SOURCE_PREFIX):
-            request = sad.record_package_status(
-                session, request_id=source_ref.removeprefix(sad.SOURCE_PREFIX), package_id=package_id,
-                status=status, protocol=protocol, now=utcnow())
-            return request.status if request else None
+            target = sad.record_package_status(session, source_ref=source_ref, package_id=package_id,
+                                               status=status, protocol=protocol, rejection=rejection,
+                                               now=utcnow())
+            return target.status if target else None
         application = services.record_package_status(session, source_ref=source_ref,
                                                      package_id=package_id, status=status,
-                                                     protocol=protocol, now=utcnow())
+                                                     protocol=protocol, rejection=rejection, now=utcnow())
         return application.status if application else None
+
+
+@shared_task(name="intake.voucher_status")
+def voucher_status(source_ref: str, status: str, vouchers: list[dict[str, object]] | None = None,
+                   waiting_position: int | None = None, **_unknown: object) -> str | None:
+    """The vouchers service reports on the vouchers of an approved SAD care plan; returns the case status."""
+    with session_scope(worker_runtime().session_factory) as session:
+        request = sad.record_voucher_status(session, source_ref=source_ref, status=status,
+                                            vouchers=list(vouchers or []), waiting_position=waiting_position,
+                                            now=utcnow())
+        return request.case_status if request else None
+
+
+@shared_task(name="intake.send_application_update", autoretry_for=(smtplib.SMTPException, OSError),
+             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+def send_application_update(event_id: int) -> bool:
+    """E-mail the organisation about an event of its application (a rejection by the protocol), once."""
+    runtime = worker_runtime()
+    with session_scope(runtime.session_factory) as session:
+        return services.send_update(session, event_id=event_id, platform=runtime.settings.platform,
+                                    ambito=runtime.ambito, now=utcnow())
 
 
 @shared_task(name="intake.relay_outbox")

@@ -87,7 +87,8 @@ STEPS = (
 
 
 def _steps(application: Application) -> list[dict[str, Any]]:
-    reached = services.STATUSES.index(application.status)
+    # A package the protocol rejected was received, and went no further on this road.
+    reached = services.STATUSES.index(application.status) if application.status in services.STATUSES else 0
     events = {e.status: e for e in application.events}
     return [{"label": label, "done": services.STATUSES.index(status) <= reached,
              "current": status == application.status, "event": events.get(status)}
@@ -102,7 +103,7 @@ def receipt(code: str):  # type: ignore[no-untyped-def]
         code=group_tracking_code(application.tracking_code),
         registration=services.registration_label(application),
         status_label=services.STATUS_LABELS[application.status], steps=_steps(application),
-        delivered=application.status in (services.DELIVERED, services.REGISTERED))
+        delivered=application.status in (services.DELIVERED, services.REGISTERED, services.REJECTED))
 
 
 @bp.get("/intake/domande")
