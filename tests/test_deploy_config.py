@@ -170,6 +170,18 @@ def test_documents_web_and_worker_share_storage_and_seal(compose: dict) -> None:
     assert {"pgdata", "documents-storage"} <= set(compose["volumes"])
 
 
+def test_files_uploaded_to_a_web_app_are_seen_by_its_worker(compose: dict) -> None:
+    """The worker puts uploads (intake) and invoices (vouchers) into packages: same volume, same path."""
+    services = compose["services"]
+    for name, volume, variable in (("intake", "intake-uploads", "INTAKE_STORAGE_DIR"),
+                                   ("vouchers", "vouchers-invoices", "VOUCHERS_INVOICES_DIR")):
+        path = services[name]["environment"][variable]
+        for service in (name, f"worker-{name}"):
+            assert f"{volume}:{path}" in services[service]["volumes"]
+            assert services[service]["environment"][variable] == path
+        assert volume in compose["volumes"]
+
+
 def test_nginx_image_gives_every_template_placeholder_a_value() -> None:
     dockerfile = (NGINX_DIR / "Dockerfile").read_text()
     defined = set(re.findall(r"^\s*(?:ENV\s+)?([A-Z_]+)=", dockerfile, flags=re.MULTILINE))

@@ -113,13 +113,14 @@ def test_portal_without_demo_mode_has_no_banner(gateway_environ):
     ("protocollo", ['<a href="/protocollo/">Protocollo</a>', "Addetto al protocollo"],
      ["/vouchers/budget", "/intake/sportello/agenda"]),
     ("clusone", ['<a href="/vouchers/budget">Buoni e budget</a>', '<a href="/vouchers/rimborsi">',
-                 "Operatore comunale, Clusone"],
-     ["/protocollo/", "/intake/servizi-sociali/sad"]),
+                 '<a href="/vouchers/buoni">', "Operatore comunale, Clusone"],
+     ["/protocollo/", "/intake/servizi-sociali/sad", "/vouchers/assegnazioni"]),
     ("as.clusone", ['<a href="/intake/servizi-sociali/sad">Valutazioni e piani assistenziali</a>',
                     "Assistente sociale, Clusone"],
      ["/protocollo/", "/vouchers/budget"]),
     ("admin", ['<a href="/protocollo/">Protocollo</a>', "/vouchers/budget", "/vouchers/rimborsi",
-               "/intake/servizi-sociali/sad", "/intake/sportello/agenda"], []),
+               "/vouchers/buoni", "/vouchers/assegnazioni", "/intake/servizi-sociali/sad",
+               "/intake/sportello/agenda"], []),
 ])
 def test_portal_shows_the_areas_of_each_role(gateway_client, gateway_login, username, shown, hidden):
     gateway_login(gateway_client, username)

@@ -46,8 +46,12 @@ AREAS = (
          (PROTOCOL_OFFICER,), "/protocollo/"),
     Area("Buoni e budget", "Budget per comune e per fondo, movimenti del registro, buoni e rimborsi.",
          (COMUNE_OPERATOR, AMBITO_ADMIN), "/vouchers/budget"),
-    Area("Richieste di rimborso", "Richieste di rimborso a consuntivo dei comuni e loro esito.",
-         (COMUNE_OPERATOR, AMBITO_ADMIN), "/vouchers/rimborsi"),
+    Area("Buoni e ore erogate", "Buoni di assistenza domiciliare del comune, lista d'attesa, ore mensili "
+         "(anche da file CSV) e chiusura dei buoni.", (COMUNE_OPERATOR, AMBITO_ADMIN), "/vouchers/buoni"),
+    Area("Richieste di rimborso", "Richieste di rimborso a consuntivo dei comuni, fatture, decisioni e "
+         "riparto proporzionale.", (COMUNE_OPERATOR, AMBITO_ADMIN), "/vouchers/rimborsi"),
+    Area("Assegnazioni ai comuni", "Riparto dei fondi tra i comuni, riassegnazioni e riporti al periodo "
+         "successivo.", (AMBITO_ADMIN,), "/vouchers/assegnazioni"),
     Area("Valutazioni e piani assistenziali", "Richieste di voucher SAD del comune: valutazione, PAI, "
          "decisione.", (SOCIAL_WORKER,), "/intake/servizi-sociali/sad"),
     Area("Agenda dello sportello", "Appuntamenti dello Sportello di Tutela Giuridica, assenze e chiusure.",

@@ -4,7 +4,7 @@ and signed identity tokens for each role."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from vouchers.app import create_app
 from vouchers.reference_data import load_demo_data
-from vouchers.runtime import Runtime
+from vouchers.runtime import Runtime, worker_runtime
 from vouchers.settings import Settings
 
 DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
@@ -70,3 +70,15 @@ def vouchers_auth(tmp_path: Path) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token}"}
 
     return auth
+
+
+@pytest.fixture
+def vouchers_worker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Reservations that expire at once, and a worker runtime built from the same environment."""
+    env = {"AMBITO_VAR_DIR": str(tmp_path / "var"), "VOUCHERS_RESERVATION_TTL_DAYS": "0",
+           "AMBITO_IDENTITY_PUBLIC_KEY_FILE": str(tmp_path / "keys" / "identity.pub.pem")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    worker_runtime.cache_clear()
+    yield env
+    worker_runtime.cache_clear()

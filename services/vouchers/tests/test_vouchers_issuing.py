@@ -1,26 +1,32 @@
-"""Vouchers: valued by the fund's rules, reserved or put on the waiting list, promoted in order,
-hours posted month by month (also from CSV, all rows or none), closing releases the rest."""
+"""Vouchers: valued by the fund's tariff less the comune's hourly co-payment, reserved or put on the
+waiting list, promoted in order, hours posted month by month (also from CSV, all rows or none),
+closing releases the rest."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from ambito_common.copayment import load_rules
 from ambito_common.errors import Conflict, InvalidInput
 from sqlalchemy import func, select
 from vouchers import issuing, services
 from vouchers.models import VoucherMonth
 
+from .conftest import DATA_DIR
+
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
-COMUNE = "onore"
+COMUNE = "onore"  # the default rule (example values): ISEE up to 3,000 € pays nothing, up to 8,000 €
+RULES = load_rules(DATA_DIR)  # 5.00 €/h, up to 14,000 € 10.00 €/h, up to 20,000 € 15.00 €/h
 
 
 def _request(isee_euro: int, hours_per_week: int, weeks: int = 10, profile: str = "ASA",
              ref: str = "X") -> issuing.VoucherRequest:
-    return issuing.VoucherRequest(fund="fnps", period="wl", comune=COMUNE, beneficiary_ref=ref,
-                                  beneficiary_name=f"Beneficiario {ref}", isee=isee_euro * 100,
-                                  provider="Cooperativa Sociale Il Sentiero", profile=profile,
-                                  hours_per_week=hours_per_week, weeks=weeks)
+    return issuing.operator_request({
+        "fund": "fnps", "period": "wl", "comune": COMUNE, "beneficiary_ref": ref,
+        "beneficiary_name": f"Beneficiario {ref}", "isee": isee_euro * 100,
+        "provider": "Cooperativa Sociale Il Sentiero", "profile": profile, "hours_per_week": hours_per_week,
+        "weeks": weeks}, RULES, NOW.date())
 
 
 @pytest.fixture
@@ -45,42 +51,46 @@ def _budget(session):  # type: ignore[no-untyped-def]
 
 
 def test_vouchers_value_follows_tariff_and_copayment_rules(vouchers_session):
-    # 2 h a week for 10 weeks at 22.50 €/h (ASA), ISEE 10,000 € → 20% co-payment: 360.00 €.
+    # 2 h a week for 10 weeks at 22.50 €/h (ASA) less 10.00 €/h paid by the family (ISEE 10,000 €): 250.00 €.
     voucher = _issue(vouchers_session, _request(10_000, 200), 0)
-    assert (voucher.tariff, voucher.copayment_percent, voucher.value) == (2250, 20, 36_000)
-    assert voucher.status == "active" and voucher.reservation.amount == 36_000
+    assert (voucher.tariff, voucher.copayment_hourly, voucher.value) == (2250, 1000, 25_000)
+    assert voucher.status == "active" and voucher.reservation.amount == 25_000
     oss = _issue(vouchers_session, _request(20_000, 100, weeks=1, profile="OSS", ref="Y"), 1)
-    assert (oss.tariff, oss.copayment_percent, oss.value) == (2480, 50, 1_240)
-    assert issuing.amount_for_hours(150, 2250, 20) == 2_700
+    assert (oss.tariff, oss.copayment_hourly, oss.value) == (2480, 1500, 980)
+    assert issuing.amount_for_hours(150, 2250, 450) == 2_700
     assert issuing.amount_for_hours(1, 2250, 0) == 23  # 22.5 cents, half up
+    assert issuing.amount_for_hours(100, 2250, 3000) == 0  # a share above the tariff: the fund pays nothing
+    with pytest.raises(InvalidInput):  # ... and such a voucher is refused
+        issuing.issue_voucher(vouchers_session, issuing.VoucherRequest(**{
+            **_request(1, 100).__dict__, "copayment_hourly": 2250}), actor="op", now=NOW)
     with pytest.raises(InvalidInput):
         issuing.issue_voucher(vouchers_session, _request(1, 100, profile="XYZ"), actor="op", now=NOW)
 
 
 def test_vouchers_waiting_list_ranks_by_isee_then_time_and_promotes_in_order(vouchers_session):
     session = vouchers_session
-    first = _issue(session, _request(10_000, 200, ref="A"), 0)          # 360.00 € reserved, 140.00 € left
-    costly = _issue(session, _request(12_000, 150, ref="B"), 1)         # 270.00 €: waits
+    first = _issue(session, _request(10_000, 300, ref="A"), 0)          # 375.00 € reserved, 125.00 € left
+    costly = _issue(session, _request(12_000, 200, ref="B"), 1)         # 250.00 €: waits
     poorer = _issue(session, _request(3_000, 100, weeks=8, ref="C"), 2)  # 180.00 €, lower ISEE: waits first
     small = _issue(session, _request(3_000, 50, weeks=4, ref="D"), 3)    # 45.00 € would fit, but C is ahead
     assert first.status == "active"
     assert [v.beneficiary_ref for v in services.waiting_list(session, first.budget_id)] == ["C", "D", "B"]
-    assert _budget(session).available == 14_000
+    assert _budget(session).available == 12_500
 
     hours = issuing.record_hours(session, voucher_id=first.id, month="2026-11", hours=500, actor="op",
                                  now=NOW)
     session.commit()
-    assert hours.amount == 9_000
+    assert hours.amount == 6_250
     with pytest.raises(Conflict):
         issuing.record_hours(session, voucher_id=first.id, month="2026-11", hours=100, actor="op", now=NOW)
     session.rollback()
 
-    issuing.close_voucher(session, voucher_id=first.id, actor="op", now=NOW)  # frees 270.00 €
+    issuing.close_voucher(session, voucher_id=first.id, actor="op", now=NOW)  # frees 312.50 €
     session.commit()
     session.expire_all()
     assert (poorer.status, small.status, costly.status) == ("active", "active", "waiting")
     budget = _budget(session)
-    assert (budget.posted, budget.reserved, budget.available) == (9_000, 18_000 + 4_500, 18_500)
+    assert (budget.posted, budget.reserved, budget.available) == (6_250, 18_000 + 4_500, 21_250)
     assert first.reservation.status == "partially_posted"
 
     services.allocate(session, period_id=budget.period_id, amounts={COMUNE: 10_000}, actor="admin")
@@ -88,7 +98,7 @@ def test_vouchers_waiting_list_ranks_by_isee_then_time_and_promotes_in_order(vou
     session.expire_all()
     assert costly.status == "active"
     assert services.waiting_list(session, first.budget_id) == []
-    assert 0 <= _budget(session).available == 1_500
+    assert 0 <= _budget(session).available == 6_250
 
 
 def test_vouchers_closing_a_waiting_voucher_cancels_it(vouchers_session):
@@ -109,7 +119,7 @@ def test_vouchers_intake_care_plans_issue_once(vouchers_session):
 
 def test_vouchers_csv_import_reports_bad_rows_and_imports_none(vouchers_session):
     session = vouchers_session
-    a = _issue(session, _request(10_000, 100, ref="A"), 0)  # 180.00 €: 10 h at 18.00 €/h
+    a = _issue(session, _request(10_000, 100, ref="A"), 0)  # 125.00 €: 10 h at 12.50 €/h
     b = _issue(session, _request(3_000, 100, ref="B"), 1)   # 225.00 €
     broken = "\n".join([
         "buono;mese;ore",
@@ -132,8 +142,8 @@ def test_vouchers_csv_import_reports_bad_rows_and_imports_none(vouchers_session)
     good = "\ufeffbuono;mese;ore\n" + f"{a.id};2026-10;4,5\n{a.id};2026-11;5\n{b.id};2026-10;10\n\n"
     imported = issuing.import_hours_csv(session, data=good, actor="op", now=NOW)
     session.commit()
-    assert [row.amount for row in imported] == [8_100, 9_000, 22_500]
-    assert _budget(session).posted == 39_600
+    assert [row.amount for row in imported] == [5_625, 6_250, 22_500]
+    assert _budget(session).posted == 34_375
     with pytest.raises(InvalidInput):
         issuing.import_hours_csv(session, data="voucher,month,hours\n1,2026-10,1", actor="op", now=NOW)
 

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from vouchers import services
 from vouchers.app import create_app
 from vouchers.models import Reservation, Voucher
-from vouchers.runtime import worker_runtime
 from vouchers.tasks import expire_reservations, request_voucher
-
-
-@pytest.fixture
-def vouchers_worker_env(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """Reservations that expire at once, and a worker runtime built from the same environment."""
-    env = {"AMBITO_VAR_DIR": str(tmp_path / "var"), "VOUCHERS_RESERVATION_TTL_DAYS": "0",
-           "AMBITO_IDENTITY_PUBLIC_KEY_FILE": str(tmp_path / "keys" / "identity.pub.pem")}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    worker_runtime.cache_clear()
-    yield env
-    worker_runtime.cache_clear()
 
 
 def test_vouchers_expiry_task_releases_reservations(vouchers_worker_env, vouchers_make_runtime,
@@ -42,16 +28,21 @@ def test_vouchers_expiry_task_releases_reservations(vouchers_worker_env, voucher
 def test_vouchers_care_plans_from_intake_become_vouchers_once(vouchers_worker_env, vouchers_make_runtime):
     runtime = vouchers_make_runtime(**vouchers_worker_env)
     kwargs = {"source": "intake", "source_ref": "sad_request:7", "comune": "ardesio",
-              "beneficiary": {"first_name": "Giovanna", "last_name": "Rota", "tax_code": "RTOGNN40A41A383X"},
+              "beneficiary": {"first_name": "Giovanna", "last_name": "Rota", "tax_code": "RTOGNN40A41A383X",
+                              "email": "famiglia.rota@example.org"},
               "isee_cents": None, "submitted_at": "2026-11-20T09:30:00+00:00",
               "care_plan": {"asa_hours_week": 2.5, "oss_hours_week": 1.0, "start_date": "2026-12-01",
-                            "weeks": 10, "provider": "coop-il-sentiero", "provider_name": "Il Sentiero"}}
+                            "weeks": 10, "provider": "coop-il-sentiero", "provider_name": "Il Sentiero",
+                            "copayment_hourly_cents": 1000}}
     ids = request_voucher.apply(kwargs=kwargs).get()
     assert len(ids) == 2 and request_voucher.apply(kwargs=kwargs).get() == ids
     with runtime.session_factory() as session:
         asa, oss = (session.get(Voucher, i) for i in ids)
-        # Without a valid ISEE the highest co-payment band (50%) applies.
-        assert (asa.profile, asa.hours_per_week, asa.copayment_percent, asa.value) == ("ASA", 250, 50, 28_125)
-        assert (oss.profile, oss.value, oss.status) == ("OSS", 12_400, "active")
+        # The plan's hourly co-payment (what the family agreed to) stays, whatever the rule says today:
+        # 25 h x (22.50 - 10.00) €/h and 10 h x (24.80 - 10.00) €/h.
+        assert (asa.profile, asa.hours_per_week, asa.copayment_hourly) == ("ASA", 250, 1000)
+        assert asa.value == 31_250
+        assert (oss.profile, oss.value, oss.status) == ("OSS", 14_800, "active")
         assert asa.source_ref == "intake:sad_request:7:ASA" and asa.beneficiary_ref == "RTOGNN40A41A383X"
+        assert asa.contact_email == oss.contact_email == "famiglia.rota@example.org"
         assert asa.submitted_at.isoformat() == "2026-11-20T09:30:00+00:00"

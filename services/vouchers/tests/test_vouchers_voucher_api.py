@@ -31,16 +31,17 @@ def test_vouchers_issue_post_hours_and_close_through_the_api(vouchers_client, vo
     created = _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher())
     assert created.status_code == 201, created.get_json()
     voucher = created.get_json()
-    # 3 h a week x 20 weeks x 24.80 €/h (OSS), ISEE 7,000 € → no co-payment: 1,488.00 €.
-    assert (voucher["status"], voucher["tariff"], voucher["copayment_percent"], voucher["value"]) == (
-        "active", 2480, 0, 148_800)
-    assert _available(vouchers_client, vouchers_auth, "songavazzo") == before - 148_800
+    # 3 h a week x 20 weeks x (24.80 €/h (OSS) - 5.00 €/h that the family pays, the default rule's
+    # band for an ISEE of 7,000 €): 1,188.00 €.
+    assert (voucher["status"], voucher["tariff"], voucher["copayment_hourly"], voucher["value"]) == (
+        "active", 2480, 500, 118_800)
+    assert _available(vouchers_client, vouchers_auth, "songavazzo") == before - 118_800
 
     hours = _write(vouchers_client, operator, f"/api/vouchers/vouchers/{voucher['id']}/hours",
                    json={"month": "2026-11", "hours": 1250})
     assert hours.status_code == 201
     assert hours.get_json() == {"voucher_id": voucher["id"], "month": "2026-11", "hours": 1250,
-                                "amount": 31_000}
+                                "amount": 24_750}
     again = _write(vouchers_client, operator, f"/api/vouchers/vouchers/{voucher['id']}/hours",
                    json={"month": "2026-11", "hours": 10})
     assert again.status_code == 409
@@ -56,7 +57,7 @@ def test_vouchers_issue_post_hours_and_close_through_the_api(vouchers_client, vo
 
     closed = _write(vouchers_client, operator, f"/api/vouchers/vouchers/{voucher['id']}/close")
     assert closed.get_json()["status"] == "closed"
-    assert _available(vouchers_client, vouchers_auth, "songavazzo") == before - 62_000
+    assert _available(vouchers_client, vouchers_auth, "songavazzo") == before - 49_500
 
 
 def test_vouchers_a_short_budget_puts_the_voucher_on_the_waiting_list(vouchers_client, vouchers_auth):

@@ -6,19 +6,24 @@ ambito_admin may act on every comune; a comune_operator only on their own
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
+from ambito_common import uploads
+from ambito_common.copayment import load_rules
 from ambito_common.db import db_session, utcnow
 from ambito_common.errors import Forbidden, InvalidInput, NotFound
 from ambito_common.identity import AMBITO_ADMIN, COMUNE_OPERATOR, Identity, current_identity, require_roles
 from ambito_common.web import new_spec
 from ambito_common.web import problem_response as _problem
 from apispec import APISpec
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from werkzeug.datastructures import FileStorage
 
-from . import idempotency, issuing, reimbursements, services
-from .models import ReimbursementRequest, Reservation, Voucher
+from . import documents, idempotency, issuing, reimbursements, services
+from .models import ReimbursementInvoice, ReimbursementRequest, Reservation, Voucher
 from .schemas import (
     AllocationIn,
     BudgetOut,
@@ -72,10 +77,15 @@ def reservation_json(reservation: Reservation) -> dict[str, Any]:
         "posted": reservation.posted_amount, "reference": reservation.reference})
 
 
-def _idempotent_write(action: Callable[[], tuple[int, dict[str, Any]]]):  # type: ignore[no-untyped-def]
-    """Run a write once per Idempotency-Key, in a retried transaction; answer with its result."""
+def _idempotent_write(action: Callable[[], tuple[int, dict[str, Any]]],  # type: ignore[no-untyped-def]
+                      body: Any = None):
+    """Run a write once per Idempotency-Key, in a retried transaction; answer with its result.
+
+    ``body`` is what identifies the request when its raw body cannot (a multipart upload).
+    """
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
-    body = request.get_json(silent=True) if request.is_json else request.get_data(as_text=True)
+    if body is None:
+        body = request.get_json(silent=True) if request.is_json else request.get_data(as_text=True)
     fingerprint = idempotency.request_hash(request.method, request.path, body)
     session = db_session()
     status, body = services.run_transaction(session, lambda: idempotency.once(
@@ -260,8 +270,9 @@ def voucher_json(voucher: Voucher) -> dict[str, Any]:
         "id": voucher.id, "status": voucher.status, "comune": voucher.budget.comune,
         "beneficiary_ref": voucher.beneficiary_ref, "provider": voucher.provider, "profile": voucher.profile,
         "hours_per_week": voucher.hours_per_week, "weeks": voucher.weeks, "tariff": voucher.tariff,
-        "copayment_percent": voucher.copayment_percent, "value": voucher.value,
-        "reservation_id": voucher.reservation_id})
+        "copayment_hourly": voucher.copayment_hourly, "value": voucher.value,
+        "reservation_id": voucher.reservation_id,
+        "document": _voucher_document(voucher)})  # vouchers-documents: the sealed voucher document
 
 
 @bp.post("/api/vouchers/vouchers")
@@ -274,8 +285,10 @@ def create_voucher():  # type: ignore[no-untyped-def]
     check_comune(identity, data["comune"])
 
     def action() -> tuple[int, dict[str, Any]]:
-        voucher = issuing.issue_voucher(db_session(), issuing.VoucherRequest(**data), actor=_actor(identity),
-                                        now=utcnow())
+        now = utcnow()
+        rules = load_rules(current_app.extensions["runtime"].settings.platform.data_dir)
+        voucher = issuing.issue_voucher(db_session(), issuing.operator_request(data, rules, now.date()),
+                                        actor=_actor(identity), now=now)
         return 201, voucher_json(voucher)
 
     return _idempotent_write(action)
@@ -342,25 +355,91 @@ def reimbursement_json(filed: ReimbursementRequest) -> dict[str, Any]:
         "lines": [{"id": line.id, "beneficiary_ref": line.beneficiary_ref, "service": line.service,
                    "service_period": line.service_period, "amount_paid": line.amount_paid,
                    "amount_asked": line.amount_asked, "amount_approved": line.amount_approved}
-                  for line in filed.lines]})
+                  for line in filed.lines],
+        "invoices": [invoice_json(invoice) for invoice in filed.invoices],
+        "documents": [documents.status_json(d) for d in filed.documents]})
+
+
+# --- invoices of reimbursement requests, sealed documents (helper vouchers-documents) ---------------
+
+def _voucher_document(voucher: Voucher) -> dict[str, Any] | None:
+    document = documents.voucher_document(db_session(), voucher.id)
+    return documents.status_json(document) if document is not None else None
+
+
+def invoice_json(invoice: ReimbursementInvoice) -> dict[str, Any]:
+    return {"id": invoice.id, "name": invoice.name, "media_type": invoice.media_type,
+            "sha256": invoice.sha256, "size": invoice.size}
+
+
+def invoice_rules() -> reimbursements.InvoiceRules:
+    return reimbursements.InvoiceRules.from_settings(current_app.extensions["runtime"].settings)
+
+
+def read_invoices(files: list[FileStorage],
+                  rules: reimbursements.InvoiceRules) -> list[reimbursements.Invoice]:
+    """The uploaded files, each read up to the limit of a whole request (the service checks the rest)."""
+    return [reimbursements.Invoice(f.filename or "fattura",
+                                   uploads.read_limited(f.stream, rules.max_total_bytes))
+            for f in files if f.filename]
+
+
+def send_invoice(request_id: int, invoice_id: int) -> Response:
+    """An invoice's file, for Ambito staff and the operators of the comune that filed it (403 otherwise)."""
+    session = db_session()
+    check_comune(_identity(), reimbursements.get_request(session, request_id).comune)
+    invoice = reimbursements.get_invoice(session, request_id, invoice_id)
+    return send_file(invoice_rules().directory / invoice.sha256, mimetype=invoice.media_type,
+                     as_attachment=True, download_name=invoice.name)
+
+
+@bp.get("/api/vouchers/reimbursements/<int:request_id>/invoices/<int:invoice_id>")
+@require_roles(*STAFF)
+def download_invoice(request_id: int, invoice_id: int):  # type: ignore[no-untyped-def]
+    return send_invoice(request_id, invoice_id)
+
+
+@bp.get("/api/vouchers/reimbursements/<int:request_id>")
+@require_roles(*STAFF)
+def get_reimbursement(request_id: int):  # type: ignore[no-untyped-def]
+    """A request with its lines, invoices (name, type, SHA-256, size) and sealed documents."""
+    filed = reimbursements.get_request(db_session(), request_id)
+    check_comune(_identity(), filed.comune)
+    return jsonify(reimbursement_json(filed))
 
 
 @bp.post("/api/vouchers/reimbursements")
 @require_roles(*STAFF)
 def file_reimbursement():  # type: ignore[no-untyped-def]
-    """A comune files a reimbursement request (rimborso a consuntivo) with its line items."""
+    """A comune files a reimbursement request (rimborso a consuntivo) with its line items.
+
+    JSON, or multipart with the JSON in field ``request`` and the invoices in ``invoices``.
+    """
     idempotency.check_key(request.headers.get(idempotency.HEADER))
-    data = ReimbursementIn().load(request.get_json(silent=True) or {})
+    invoices: list[reimbursements.Invoice] = []
+    body = None
+    if request.mimetype == "multipart/form-data":
+        try:
+            raw = json.loads(request.form.get("request") or "{}")
+        except ValueError as exc:
+            raise InvalidInput("Il campo request deve contenere JSON.",
+                               errors={"request": ["JSON non valido."]}) from exc
+        data = ReimbursementIn().load(raw if isinstance(raw, dict) else {})
+        invoices = read_invoices(request.files.getlist("invoices"), invoice_rules())
+        body = {"request": raw, "invoices": [hashlib.sha256(i.data).hexdigest() for i in invoices]}
+    else:
+        data = ReimbursementIn().load(request.get_json(silent=True) or {})
     identity = _identity()
     check_comune(identity, data["comune"])
 
     def action() -> tuple[int, dict[str, Any]]:
         filed = reimbursements.file_request(db_session(), fund_code=data["fund"], period_code=data["period"],
                                             comune=data["comune"], lines=data["lines"],
-                                            actor=_actor(identity), now=utcnow())
+                                            actor=_actor(identity), now=utcnow(), invoices=invoices,
+                                            rules=invoice_rules())
         return 201, reimbursement_json(filed)
 
-    return _idempotent_write(action)
+    return _idempotent_write(action, body)
 
 
 @bp.post("/api/vouchers/reimbursements/<int:request_id>/decision")
@@ -543,9 +622,33 @@ def build_spec() -> APISpec:
     spec.path(path="/api/vouchers/reimbursements", operations={"post": {
         "summary": "Richiesta di rimborso a consuntivo di un comune", "tags": ["rimborsi"],
         "security": security, "parameters": [IDEMPOTENCY_KEY],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "ReimbursementIn"}}},
+        "description": ("JSON, oppure multipart/form-data con il JSON nel campo `request` e le fatture "
+                        "(PDF, JPEG o PNG, riconosciuti dal contenuto) nel campo `invoices`. La richiesta "
+                        "diventa un documento sigillato per il protocollo dell'ente capofila."),
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": "ReimbursementIn"},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "request": {"type": "string", "description": "ReimbursementIn in JSON"},
+                "invoices": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}},
         "responses": {"201": {"description": "Richiesta registrata", "content": reimbursement},
+                      "413": _problem("Fattura o fatture oltre la dimensione massima: nulla è registrato"),
+                      "415": _problem("Fattura che non è PDF, JPEG o PNG: nulla è registrato"),
                       **WRITE_PROBLEMS}}})
+    # (vouchers-documents) a request with its invoices and sealed documents; an invoice's file
+    spec.path(path="/api/vouchers/reimbursements/{request_id}", parameters=[request_id], operations={"get": {
+        "summary": "Una richiesta di rimborso: righe, fatture (SHA-256, dimensione), documenti sigillati",
+        "tags": ["rimborsi"], "security": security,
+        "responses": {"200": {"description": "Richiesta", "content": reimbursement},
+                      "404": _problem("Richiesta inesistente"), **AUTH_PROBLEMS}}})
+    spec.path(path="/api/vouchers/reimbursements/{request_id}/invoices/{invoice_id}", parameters=[
+        request_id, {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+        operations={"get": {
+            "summary": "Scarica una fattura (staff dell'Ambito e operatori del comune richiedente)",
+            "tags": ["rimborsi"], "security": security,
+            "responses": {"200": {"description": "Il file", "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/pdf", "image/jpeg", "image/png")}},
+                "404": _problem("Fattura inesistente"), **AUTH_PROBLEMS}}})
     spec.path(path="/api/vouchers/reimbursements/{request_id}/decision", parameters=[request_id],
               operations={"post": {
                   "summary": "Approva (in tutto o in parte) o rigetta con motivo", "tags": ["rimborsi"],

@@ -7,7 +7,7 @@ from pathlib import Path
 from ambito_common.web import create_service_app
 from flask import Flask
 
-from . import views
+from . import operations, views
 from .api import bp as api_bp
 from .api import build_spec
 from .runtime import Runtime
@@ -27,4 +27,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.jinja_env.filters["eur"] = format_eur
     app.register_blueprint(api_bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(operations.bp)
     return app

@@ -1,10 +1,15 @@
 """Vouchers: home-care hours valued by the fund's rules and paid from a comune's budget.
 
-A voucher's value is hours a week x weeks x the provider's hourly tariff for the
-profile, less the co-payment band of the beneficiary's ISEE, all rules in force
-on the day it is issued. It is reserved on the budget at once, or it waits in
-the ranked list (``services.promote_waiting`` moves it up when money is freed). Delivered
-hours post month by month against its reservation; closing it releases the rest.
+A voucher's value is hours a week x weeks x (the provider's hourly tariff for the
+profile, the fund's rule in force on the day it is issued, less the family's hourly
+co-payment, never below zero): the family pays its share to the provider, the fund
+the rest. The co-payment is the comune's rule (``ambito_common.copayment``, the same
+intake's care plan uses); a voucher from a care plan keeps the plan's figure, the one
+the family agreed to. The voucher is reserved on the budget at once, or it waits in
+the ranked list (``services.promote_waiting`` moves it up when money is freed).
+Delivered hours post month by month against its reservation; closing it releases
+the rest. Vouchers from a care plan report their state back to intake
+(``services.report_to_intake``).
 """
 
 from __future__ import annotations
@@ -13,29 +18,32 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ambito_common.copayment import CopaymentRules, hourly_copayment
 from ambito_common.errors import Conflict, InvalidInput, NotFound
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import services
-from .models import ACTIVE, CANCELLED, CLOSED, PROFILES, WAITING, Fund, Period, Voucher, VoucherMonth
+from .models import (
+    ACTIVE,
+    CANCELLED,
+    CLOSED,
+    PROFILES,
+    WAITING,
+    Budget,
+    Fund,
+    Period,
+    Voucher,
+    VoucherMonth,
+)
 
 HOURS = re.compile(r"^\d{1,4}([.,]\d{1,2})?$")
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 CSV_COLUMNS = ("buono", "mese", "ore")
-
-
-def copayment_percent(session: Session, *, fund_code: str, isee: int, on: dt.date) -> int:
-    """The co-payment of the first band whose ISEE ceiling (cents, null = none) covers ``isee``."""
-    rule = services.rule_in_force(session, fund_code=fund_code, kind="copayment_bands", on=on)
-    for band in rule.params["bands"]:
-        if band["isee_up_to"] is None or isee <= band["isee_up_to"]:
-            return int(band["percent"])
-    raise InvalidInput("Nessuna fascia di compartecipazione copre questo ISEE.")
 
 
 def hourly_tariff(session: Session, *, fund_code: str, provider: str, profile: str, on: dt.date) -> int:
@@ -46,9 +54,13 @@ def hourly_tariff(session: Session, *, fund_code: str, provider: str, profile: s
     return int(tariffs[profile])
 
 
-def amount_for_hours(hours: int, tariff: int, copayment: int) -> int:
-    """Cents the fund pays for ``hours`` hundredths of an hour, rounded half up."""
-    return (hours * tariff * (100 - copayment) + 5000) // 10000
+def amount_for_hours(hours: int, tariff: int, copayment_hourly: int) -> int:
+    """Cents the fund pays for ``hours`` hundredths of an hour: the tariff less the family's share,
+    rounded half up."""
+    return (hours * max(tariff - copayment_hourly, 0) + 50) // 100
+
+
+NO_VALID_ISEE = 10**11  # cents: without a valid ISEE the maximum co-payment applies, and it ranks last
 
 
 @dataclass(frozen=True)
@@ -58,11 +70,21 @@ class VoucherRequest:
     comune: str
     beneficiary_ref: str
     beneficiary_name: str
-    isee: int  # cents
+    isee: int  # cents (NO_VALID_ISEE without a valid one)
     provider: str
     profile: str  # ASA or OSS
     hours_per_week: int  # hundredths of an hour
     weeks: int
+    copayment_hourly: int  # cents per hour the family pays the provider
+    contact_email: str | None = None  # the family's, for the courtesy copy of the voucher
+
+
+def operator_request(data: Mapping[str, Any], rules: CopaymentRules, on: dt.date) -> VoucherRequest:
+    """A voucher entered by a comune operator (``VoucherIn``'s fields), with the co-payment of the
+    comune's rule in force on ``on``; ``isee`` None means no valid ISEE (the maximum)."""
+    isee = data["isee"]
+    return VoucherRequest(**{**data, "isee": NO_VALID_ISEE if isee is None else isee},
+                          copayment_hourly=hourly_copayment(rules, data["comune"], isee, on))
 
 
 def issue_voucher(session: Session, request: VoucherRequest, *, actor: str, now: dt.datetime,
@@ -80,38 +102,40 @@ def issue_voucher(session: Session, request: VoucherRequest, *, actor: str, now:
             return existing
     if request.profile not in PROFILES:
         raise InvalidInput("Profilo non valido.", errors={"profile": ["ASA oppure OSS."]})
-    if request.hours_per_week <= 0 or request.weeks <= 0 or request.isee < 0:
-        raise InvalidInput("Ore, settimane e ISEE devono essere positivi.")
-    on = now.date()
+    if request.hours_per_week <= 0 or request.weeks <= 0 or request.isee < 0 or request.copayment_hourly < 0:
+        raise InvalidInput("Ore, settimane, ISEE e compartecipazione devono essere positivi.")
     tariff = hourly_tariff(session, fund_code=request.fund, provider=request.provider,
-                           profile=request.profile, on=on)
-    copayment = copayment_percent(session, fund_code=request.fund, isee=request.isee, on=on)
-    value = amount_for_hours(request.hours_per_week * request.weeks, tariff, copayment)
+                           profile=request.profile, on=now.date())
+    value = amount_for_hours(request.hours_per_week * request.weeks, tariff, request.copayment_hourly)
     if value <= 0:
-        raise InvalidInput("Con questa compartecipazione il buono non ha valore a carico del fondo.")
+        raise InvalidInput("La compartecipazione oraria copre l'intera tariffa: il buono non ha valore "
+                           "a carico del fondo.")
     budget = services.find_budget(session, fund_code=request.fund, period_code=request.period,
                                   comune=request.comune)
     voucher = Voucher(
         budget_id=budget.id, source=source, source_ref=source_ref, beneficiary_ref=request.beneficiary_ref,
         beneficiary_name=request.beneficiary_name, isee=request.isee, provider=request.provider,
         profile=request.profile, hours_per_week=request.hours_per_week, weeks=request.weeks, tariff=tariff,
-        copayment_percent=copayment, value=value, status=WAITING, submitted_at=submitted_at or now,
-        created_by=actor)
+        copayment_hourly=request.copayment_hourly, value=value, status=WAITING,
+        contact_email=request.contact_email or None,
+        submitted_at=submitted_at or now, created_by=actor)
     session.add(voucher)
     session.flush()
-    services.promote_waiting(session, [budget.id], actor)  # it queues by rank like any other
+    # It queues by rank like any other; a care plan reports once, with all its vouchers.
+    services.promote_waiting(session, [budget.id], actor, report=False)
     return voucher
 
 
-NO_VALID_ISEE = 10**11  # cents: without a valid ISEE the highest co-payment band applies, and it ranks last
-
-
-def issue_from_care_plan(session: Session, *, fund_code: str, source_ref: str, comune: str,
+def issue_from_care_plan(session: Session, *, fund_code: str, source: str, source_ref: str, comune: str,
                          beneficiary: Mapping[str, str], isee_cents: int | None, submitted_at: str | None,
-                         care_plan: Mapping[str, Any], now: dt.datetime) -> list[Voucher]:
+                         care_plan: Mapping[str, Any], rules: CopaymentRules,
+                         now: dt.datetime) -> list[Voucher]:
     """The vouchers of an approved SAD care plan from intake: one per profile with hours (ASA, OSS).
 
-    The period is the fund's period in which the plan starts. Idempotent per plan and profile.
+    The period is the fund's period in which the plan starts. The hourly co-payment is the
+    plan's (what the family agreed to); only a plan written before plans carried it is
+    priced by the comune's rule on its start date. Idempotent per plan and profile; the
+    plan's state goes back to intake (again on a redelivery: intake ignores a repeat).
     """
     start = dt.date.fromisoformat(care_plan["start_date"])
     period = session.scalar(select(Period).join(Fund).where(
@@ -119,6 +143,9 @@ def issue_from_care_plan(session: Session, *, fund_code: str, source_ref: str, c
     if period is None:
         raise NotFound(f"Nessun periodo del fondo {fund_code} comprende il {start:%d/%m/%Y}.")
     asked_at = dt.datetime.fromisoformat(submitted_at) if submitted_at else now
+    copayment = care_plan.get("copayment_hourly_cents")
+    if copayment is None:
+        copayment = hourly_copayment(rules, comune, isee_cents, start)
     vouchers = []
     for profile in PROFILES:
         hours = round(float(care_plan.get(f"{profile.lower()}_hours_week") or 0) * 100)
@@ -128,9 +155,12 @@ def issue_from_care_plan(session: Session, *, fund_code: str, source_ref: str, c
             fund=fund_code, period=period.code, comune=comune, beneficiary_ref=beneficiary["tax_code"],
             beneficiary_name=f"{beneficiary['first_name']} {beneficiary['last_name']}",
             isee=NO_VALID_ISEE if isee_cents is None else isee_cents, provider=care_plan["provider"],
-            profile=profile, hours_per_week=hours, weeks=int(care_plan["weeks"]))
-        vouchers.append(issue_voucher(session, request, actor="intake", now=now, source="intake",
-                                      source_ref=f"{source_ref}:{profile}", submitted_at=asked_at))
+            profile=profile, hours_per_week=hours, weeks=int(care_plan["weeks"]),
+            copayment_hourly=int(copayment), contact_email=beneficiary.get("email"))
+        vouchers.append(issue_voucher(session, request, actor=source, now=now, source=source,
+                                      source_ref=services.plan_voucher_ref(source, source_ref, profile),
+                                      submitted_at=asked_at))
+    services.report_to_intake(session, vouchers)
     return vouchers
 
 
@@ -139,6 +169,22 @@ def get_voucher(session: Session, voucher_id: int) -> Voucher:
     if voucher is None:
         raise NotFound(f"Buono inesistente: {voucher_id}.")
     return voucher
+
+
+def list_vouchers(session: Session, *, period_id: int, comune: str | None) -> list[dict[str, Any]]:
+    """A period's vouchers, newest first (``comune``: only its own), waiting ones with their rank."""
+    query = select(Voucher).join(Voucher.budget).where(Budget.period_id == period_id)
+    if comune is not None:
+        query = query.where(Budget.comune == comune)
+    found = session.scalars(query.order_by(Voucher.id.desc())).all()
+    ranks = {budget_id: {v.id: rank for rank, v in enumerate(services.waiting_list(session, budget_id), 1)}
+             for budget_id in {v.budget_id for v in found if v.status == WAITING}}
+    return [{"voucher": v, "position": ranks.get(v.budget_id, {}).get(v.id)} for v in found]
+
+
+def voucher_months(session: Session, voucher_id: int) -> Sequence[VoucherMonth]:
+    return session.scalars(select(VoucherMonth).where(VoucherMonth.voucher_id == voucher_id)
+                           .order_by(VoucherMonth.month)).all()
 
 
 def record_hours(session: Session, *, voucher_id: int, month: str, hours: int, actor: str,
@@ -150,7 +196,7 @@ def record_hours(session: Session, *, voucher_id: int, month: str, hours: int, a
     if session.scalar(select(VoucherMonth.id).where(VoucherMonth.voucher_id == voucher_id,
                                                     VoucherMonth.month == month)):
         raise Conflict(f"Ore di {month} già registrate per il buono {voucher_id}.")
-    amount = amount_for_hours(hours, voucher.tariff, voucher.copayment_percent)
+    amount = amount_for_hours(hours, voucher.tariff, voucher.copayment_hourly)
     services.post(session, reservation_id=voucher.reservation_id, amount=amount, actor=actor, now=now,
                   final=False)
     row = VoucherMonth(voucher_id=voucher_id, month=month, hours=hours, amount=amount, recorded_by=actor)
@@ -170,6 +216,7 @@ def close_voucher(session: Session, *, voucher_id: int, actor: str, now: dt.date
     else:
         raise Conflict(f"Il buono {voucher_id} è già chiuso.")
     session.flush()
+    services.report_to_intake(session, [voucher])
     return voucher
 
 
@@ -195,13 +242,14 @@ def import_hours_csv(session: Session, *, data: str, actor: str, now: dt.datetim
         if problems:
             errors[f"riga {number}"] = problems
         else:
-            parsed.append((int(row[0]), row[1].strip(), _hours(row[2])))
+            parsed.append((int(row[0]), row[1].strip(), parse_hours(row[2])))
     if errors:
         raise InvalidInput(f"{len(errors)} righe non valide: nessuna riga importata.", errors=errors)
     return [record_hours(session, voucher_id=v, month=m, hours=h, actor=actor, now=now) for v, m, h in parsed]
 
 
-def _hours(text: str) -> int:
+def parse_hours(text: str) -> int:
+    """Hours typed as ``12,5`` (or ``12.5``; checked against ``HOURS`` first) in hundredths."""
     whole, _, fraction = text.strip().replace(",", ".").partition(".")
     return int(whole) * 100 + int((fraction + "00")[:2])
 
@@ -228,7 +276,7 @@ def _check_row(session: Session, row: list[str], comune: str | None, seen: set[t
     if not problems:
         reservation = voucher.reservation
         left = open_left.setdefault(voucher.id, reservation.amount - reservation.posted_amount)
-        amount = amount_for_hours(_hours(hours_text), voucher.tariff, voucher.copayment_percent)
+        amount = amount_for_hours(parse_hours(hours_text), voucher.tariff, voucher.copayment_hourly)
         if amount > left:
             problems.append(f"Importo {services.format_eur(amount)} oltre il residuo del buono "
                             f"({services.format_eur(left)}).")

@@ -89,8 +89,9 @@ class Period(Base):
 
 
 class FundRule(Base):
-    """A rule of a fund valid between two dates: ISEE caps, monthly amounts, co-payment
-    bands, hourly tariffs. ``params`` is the rule's data (its shape depends on ``kind``)."""
+    """A rule of a fund valid between two dates: ISEE caps, monthly amounts, hourly tariffs.
+    ``params`` is the rule's data (its shape depends on ``kind``). The co-payment is not a
+    fund's rule but the comune's (``ambito_common.copayment``)."""
 
     __tablename__ = "fund_rules"
     __table_args__ = (
@@ -251,7 +252,7 @@ class Voucher(Base):
     __table_args__ = (
         CheckConstraint("value > 0 AND weeks > 0 AND hours_per_week > 0 AND tariff > 0 AND isee >= 0",
                         name="voucher_positive"),
-        CheckConstraint("copayment_percent BETWEEN 0 AND 100", name="voucher_copayment"),
+        CheckConstraint("copayment_hourly >= 0", name="voucher_copayment_hourly"),
         CheckConstraint("profile IN ('ASA', 'OSS')", name="voucher_profile"),
         CheckConstraint("status IN ('waiting', 'active', 'closed', 'cancelled')", name="voucher_status"),
     )
@@ -268,7 +269,9 @@ class Voucher(Base):
     hours_per_week: Mapped[int] = mapped_column(Integer)
     weeks: Mapped[int] = mapped_column(Integer)
     tariff: Mapped[int] = mapped_column(Integer)  # cents per hour
-    copayment_percent: Mapped[int] = mapped_column(Integer)
+    copayment_hourly: Mapped[int] = mapped_column(Integer)  # cents per hour the family pays the provider
+    # The beneficiary's or family's e-mail: a courtesy copy of the sealed voucher goes there.
+    contact_email: Mapped[str | None] = mapped_column(String(254))
     value: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20), default=WAITING, index=True)
     reservation_id: Mapped[int | None] = mapped_column(ForeignKey("reservations.id"))
@@ -328,6 +331,8 @@ class ReimbursementRequest(Base):
     period: Mapped[Period] = relationship()
     lines: Mapped[list[ReimbursementLine]] = relationship(order_by="ReimbursementLine.id",
                                                           cascade="all, delete-orphan")
+    invoices: Mapped[list[ReimbursementInvoice]] = relationship(order_by="ReimbursementInvoice.id")
+    documents: Mapped[list[SealedDocument]] = relationship(order_by="SealedDocument.id")
 
     @property
     def asked_total(self) -> int:
@@ -351,3 +356,72 @@ class ReimbursementLine(Base):
     amount_paid: Mapped[int] = mapped_column(BigInteger)
     amount_asked: Mapped[int] = mapped_column(BigInteger)
     amount_approved: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- sealed documents and invoices (helper vouchers-documents; migration 0005) ----------------------
+
+DOC_REQUESTED, DOC_PACKAGED, DOC_DELIVERED, DOC_REGISTERED, DOC_REJECTED = (
+    "requested", "packaged", "delivered", "registered", "rejected")
+#: The road of a package, in order; ``rejected`` (the protocol refused it) ends it anywhere.
+DOCUMENT_STATUSES = (DOC_REQUESTED, DOC_PACKAGED, DOC_DELIVERED, DOC_REGISTERED, DOC_REJECTED)
+
+
+class DocumentCounter(Base):
+    """The last number given in a year by the vouchers register (requests, decisions, vouchers)."""
+
+    __tablename__ = "document_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SealedDocument(Base):
+    """A document sent to the documents service to be sealed and registered by a protocol.
+
+    One row per act (a request filed, each decision on it, a voucher reserved): its register
+    number is taken in the transaction of the act, and documents' reports move its status.
+    """
+
+    __tablename__ = "sealed_documents"
+    __table_args__ = (
+        UniqueConstraint("register_year", "register_number"),
+        CheckConstraint("status IN ('requested', 'packaged', 'delivered', 'registered', 'rejected')",
+                        name="sealed_document_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_ref: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    reimbursement_id: Mapped[int | None] = mapped_column(ForeignKey("reimbursement_requests.id"), index=True)
+    voucher_id: Mapped[int | None] = mapped_column(ForeignKey("vouchers.id"), index=True)
+    register_year: Mapped[int] = mapped_column(Integer)
+    register_number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # What the act said when it was taken (a decision's outcome, amounts, reason, pro-rata figures):
+    # the document shows that, not the request's later state.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    package_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    package_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=DOC_REQUESTED)
+    protocol_number: Mapped[str | None] = mapped_column(String(60))
+    protocol_date: Mapped[str | None] = mapped_column(String(20))
+    rejection_code: Mapped[str | None] = mapped_column(String(60))
+    rejection_reason: Mapped[str] = mapped_column(String(2000), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReimbursementInvoice(Base):
+    """An invoice filed with a reimbursement request; the file is kept under its SHA-256."""
+
+    __tablename__ = "reimbursement_invoices"
+    __table_args__ = (CheckConstraint("size > 0", name="invoice_not_empty"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("reimbursement_requests.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(60))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(120))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -6,36 +6,70 @@ ask more than the period has left, it applies a pro-rata: everyone gets the same
 share of what they asked, to the cent (largest remainder), and the plan says so
 per comune before it is applied. Approved money moves from the period's
 unallocated pool to the comune in one recorded journal; the payment is recorded
-afterwards.
+afterwards. Invoices travel with the request; the request, every decision and the
+payment each become a sealed document for the protocol (``documents``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ambito_common.errors import Conflict, InvalidInput, NotFound
+from ambito_common import uploads
+from ambito_common.errors import Conflict, DomainError, InvalidInput, NotFound
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import services
+from . import documents, services
 from .models import (
     APPROVED,
     FILED,
     PAID,
     PARTIALLY_APPROVED,
     REJECTED,
+    ReimbursementInvoice,
     ReimbursementLine,
     ReimbursementRequest,
 )
+from .settings import Settings
 
 LINE_FIELDS = ("beneficiary_ref", "service", "service_period", "amount_paid", "amount_asked")
+MAX_INVOICES = 20
+INVOICES_FIELD = "invoices"
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An uploaded invoice as received (the caller read it within the per-file limit)."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class InvoiceRules:
+    """Where invoices are kept and how big they may be (the package must fit a PEC)."""
+
+    directory: Path
+    max_file_bytes: int
+    max_total_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InvoiceRules:
+        return cls(settings.invoices_dir, settings.invoice_max_bytes, settings.invoices_max_bytes)
 
 
 def file_request(session: Session, *, fund_code: str, period_code: str, comune: str,
-                 lines: Sequence[Mapping[str, Any]], actor: str, now: dt.datetime) -> ReimbursementRequest:
-    """A comune's request: at least one line, each asking no more than was paid."""
+                 lines: Sequence[Mapping[str, Any]], actor: str, now: dt.datetime,
+                 invoices: Sequence[Invoice] = (), rules: InvoiceRules | None = None) -> ReimbursementRequest:
+    """A comune's request: at least one line, each asking no more than was paid; invoices attached.
+
+    Everything is checked before anything is written: a refused request (413, 415, 422)
+    leaves no file and no row behind.
+    """
     period = services.get_period(session, fund_code, period_code)
     if not lines:
         raise InvalidInput("La richiesta non ha righe.", errors={"lines": ["Almeno una riga."]})
@@ -45,13 +79,55 @@ def file_request(session: Session, *, fund_code: str, period_code: str, comune: 
             errors[f"lines.{number}.amount_asked"] = ["Deve essere positivo e non superare l'importo pagato."]
     if errors:
         raise InvalidInput("Alcune righe non sono valide.", errors=errors)
+    checked = check_invoices(invoices, rules)
     request = ReimbursementRequest(period_id=period.id, comune=comune, status=FILED, filed_by=actor,
                                    filed_at=now,
                                    lines=[ReimbursementLine(**{k: line[k] for k in LINE_FIELDS})
                                           for line in lines])
     session.add(request)
+    for invoice, media_type, extension in checked:
+        assert rules is not None
+        _path, digest = uploads.store(rules.directory, invoice.data)
+        request.invoices.append(ReimbursementInvoice(
+            name=uploads.safe_name(invoice.filename, extension), media_type=media_type, sha256=digest,
+            size=len(invoice.data), uploaded_by=actor, uploaded_at=now))
     session.flush()
+    documents.request_filed(session, request, now)
     return request
+
+
+def check_invoices(invoices: Sequence[Invoice],
+                   rules: InvoiceRules | None) -> list[tuple[Invoice, str, str]]:
+    """Each invoice with its media type and extension read from its content, or why it is refused."""
+    if not invoices:
+        return []
+    if rules is None:
+        raise InvalidInput("Questo canale non accetta fatture.")
+    if len(invoices) > MAX_INVOICES:
+        raise InvalidInput(f"Al massimo {MAX_INVOICES} fatture per richiesta.",
+                           errors={INVOICES_FIELD: [f"Al massimo {MAX_INVOICES} file."]})
+    checked = []
+    for invoice in invoices:
+        if len(invoice.data) > rules.max_file_bytes:
+            message = f"«{invoice.filename}» supera {uploads.megabytes(rules.max_file_bytes)}."
+            raise uploads.TooLarge(message, errors={INVOICES_FIELD: [message]})
+        try:
+            media_type, extension = uploads.check_content(invoice.data)
+        except DomainError as exc:
+            message = f"«{invoice.filename}»: {exc.detail}"
+            raise type(exc)(message, errors={INVOICES_FIELD: [message]}) from exc
+        checked.append((invoice, media_type, extension))
+    if sum(len(invoice.data) for invoice in invoices) > rules.max_total_bytes:
+        message = f"Le fatture superano in tutto {uploads.megabytes(rules.max_total_bytes)}."
+        raise uploads.TooLarge(message, errors={INVOICES_FIELD: [message]})
+    return checked
+
+
+def get_invoice(session: Session, request_id: int, invoice_id: int) -> ReimbursementInvoice:
+    invoice = session.get(ReimbursementInvoice, invoice_id)
+    if invoice is None or invoice.request_id != request_id:
+        raise NotFound("Fattura inesistente.")
+    return invoice
 
 
 def get_request(session: Session, request_id: int) -> ReimbursementRequest:
@@ -87,6 +163,7 @@ def reject(session: Session, *, request_id: int, reason: str, actor: str,
     for line in request.lines:
         line.amount_approved = 0
     session.flush()
+    documents.decision_taken(session, request, now)
     return request
 
 
@@ -123,7 +200,9 @@ def apply_pro_rata(session: Session, *, fund_code: str, period_code: str, actor:
         request = _open_request(session, item["id"])
         asked = {line.id: line.amount_asked for line in request.lines}
         amounts = services.largest_remainder(item["granted"], asked)
-        decided.append(_decide(session, request, amounts, actor, now, reason))
+        explained = {"available": plan["available"], "asked": plan["asked"], "percent": plan["percent"],
+                     "request_asked": item["asked"], "request_granted": item["granted"]}
+        decided.append(_decide(session, request, amounts, actor, now, reason, pro_rata=explained))
     return decided
 
 
@@ -137,6 +216,7 @@ def record_payment(session: Session, *, request_id: int, payment_ref: str, actor
     request.status, request.payment_ref = PAID, payment_ref.strip()
     request.paid_by, request.paid_at = actor, now
     session.flush()
+    documents.decision_taken(session, request, now)
     return request
 
 
@@ -163,7 +243,7 @@ def _open_request(session: Session, request_id: int) -> ReimbursementRequest:
 
 
 def _decide(session: Session, request: ReimbursementRequest, amounts: Mapping[int, int], actor: str,
-            now: dt.datetime, reason: str) -> ReimbursementRequest:
+            now: dt.datetime, reason: str, pro_rata: Mapping[str, Any] | None = None) -> ReimbursementRequest:
     total = sum(amounts.values())
     if total:
         request.journal_id = services.grant_from_pool(
@@ -175,4 +255,5 @@ def _decide(session: Session, request: ReimbursementRequest, amounts: Mapping[in
     request.status = APPROVED if total == request.asked_total else PARTIALLY_APPROVED
     request.decided_by, request.decided_at, request.decision_reason = actor, now, reason
     session.flush()
+    documents.decision_taken(session, request, now, pro_rata=pro_rata)
     return request

@@ -69,14 +69,18 @@ class VoucherIn(Schema):
     beneficiary_ref = fields.String(required=True, validate=validate.Length(min=1, max=120),
                                     metadata={"description": "Riferimento della cartella sociale."})
     beneficiary_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    isee = fields.Integer(required=True, strict=True, validate=validate.Range(min=0),
-                          metadata={"description": "ISEE in centesimi."})
+    isee = fields.Integer(required=True, strict=True, allow_none=True, validate=validate.Range(min=0),
+                          metadata={"description": "ISEE in centesimi; null senza un ISEE valido "
+                                                   "(compartecipazione massima, ultimo in graduatoria)."})
     provider = fields.String(required=True, validate=validate.Length(min=1, max=200))
     profile = fields.String(required=True, validate=validate.OneOf(["ASA", "OSS"]))
     hours_per_week = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=16800),
         metadata={"description": "Ore settimanali in centesimi d'ora (1,5 h = 150)."})
     weeks = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=104))
+    contact_email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254),
+                                 metadata={"description": "E-mail del beneficiario o della famiglia: "
+                                                          "riceve copia del buono sigillato."})
 
 
 class VoucherOut(Schema):
@@ -89,9 +93,14 @@ class VoucherOut(Schema):
     hours_per_week = fields.Integer()
     weeks = fields.Integer()
     tariff = fields.Integer(metadata={"description": "Centesimi l'ora."})
-    copayment_percent = fields.Integer()
-    value = fields.Integer(metadata={"description": "Centesimi a carico del fondo."})
+    copayment_hourly = fields.Integer(metadata={
+        "description": "Compartecipazione della famiglia in centesimi l'ora, versata all'ente erogatore "
+                       "(regola del comune, ambito_common.copayment)."})
+    value = fields.Integer(metadata={"description": "Centesimi a carico del fondo: ore × (tariffa − "
+                                                    "compartecipazione oraria)."})
     reservation_id = fields.Integer(allow_none=True)
+    document = fields.Dict(allow_none=True, metadata={
+        "description": "Il documento sigillato del buono (quando prenotato): stato e protocollo."})
 
 
 class HoursIn(Schema):
@@ -174,6 +183,9 @@ class ReimbursementOut(Schema):
     reason = fields.String()
     payment_ref = fields.String()
     lines = fields.List(fields.Dict())
+    invoices = fields.List(fields.Dict(), metadata={"description": "[{id, name, media_type, sha256, size}]"})
+    documents = fields.List(fields.Dict(), metadata={
+        "description": "Documenti sigillati: richiesta, decisioni, pagamento (stato, protocollo)."})
 
 
 class PopulationIn(Schema):

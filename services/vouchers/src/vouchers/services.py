@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ambito_common.errors import Conflict, InvalidInput, NotFound
+from ambito_common.outbox import enqueue
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from . import documents
 from .models import (
     ACCOUNT_AVAILABLE,
     ACCOUNT_INCOME,
@@ -33,9 +35,12 @@ from .models import (
     ACCOUNT_RESERVED,
     ACCOUNT_SPENT,
     ACTIVE,
+    CANCELLED,
+    CLOSED,
     EXPIRED,
     PARTIALLY_POSTED,
     POSTED,
+    PROFILES,
     RESERVED,
     VOIDED,
     WAITING,
@@ -46,6 +51,7 @@ from .models import (
     LedgerAccount,
     LedgerEntry,
     LedgerJournal,
+    OutboxMessage,
     Period,
     Reservation,
     Voucher,
@@ -177,8 +183,15 @@ def record_receipt(session: Session, *, period_id: int, amount: int, actor: str,
         (_account(session, period_id, "", ACCOUNT_POOL), amount)])
 
 
+# The kinds of a fund's rules. The co-payment is not one: it is the comune's (ambito_common.copayment).
+RULE_KINDS = ("isee_cap", "monthly_amount", "hourly_tariff")
+
+
 def add_rule(session: Session, *, fund_code: str, kind: str, params: Mapping[str, Any],
              valid_from: dt.date, valid_to: dt.date | None = None) -> FundRule:
+    if kind not in RULE_KINDS:
+        raise InvalidInput(f"Tipo di regola sconosciuto: {kind}.",
+                           errors={"kind": ["Uno tra: " + ", ".join(RULE_KINDS) + "."]})
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput("La regola scade prima di entrare in vigore.")
     rule = FundRule(fund=get_fund(session, fund_code), kind=kind, params=dict(params),
@@ -563,11 +576,21 @@ def waiting_list(session: Session, budget_id: int) -> Sequence[Voucher]:
                            .order_by(Voucher.isee, Voucher.submitted_at, Voucher.id)).all()
 
 
-def promote_waiting(session: Session, budget_ids: Iterable[int], actor: str) -> list[Voucher]:
+def waiting_position(session: Session, voucher: Voucher) -> int | None:
+    """The voucher's rank on its comune's waiting list (1 = served first), None when not waiting."""
+    if voucher.status != WAITING:
+        return None
+    return [v.id for v in waiting_list(session, voucher.budget_id)].index(voucher.id) + 1
+
+
+def promote_waiting(session: Session, budget_ids: Iterable[int], actor: str, *,
+                    report: bool = True) -> list[Voucher]:
     """Reserve for waiting vouchers, in rank order, while the budget covers the next one.
 
     Runs after every movement that may free money on a budget. It stops at the first
     voucher that does not fit, so nobody is overtaken by a cheaper request behind them.
+    Promoted vouchers of care plans are reported to intake unless ``report`` is False
+    (issuing a plan reports once, for all its vouchers).
     """
     promoted = []
     for budget in _lock_budgets(session, budget_ids):
@@ -577,9 +600,52 @@ def promote_waiting(session: Session, budget_ids: Iterable[int], actor: str) -> 
             voucher.reservation_id = _reserve_locked(session, budget, voucher.value, f"buono {voucher.id}",
                                                      actor, None).id
             voucher.status = ACTIVE
+            documents.voucher_reserved(session, voucher)  # the sealed voucher document (vouchers-documents)
             promoted.append(voucher)
     session.flush()
+    if report:
+        report_to_intake(session, promoted)
     return promoted
+
+
+# --- vouchers' state told to intake --------------------------------------------------------
+
+INTAKE_VOUCHER_STATUS = "intake.voucher_status"
+
+
+def plan_voucher_ref(source: str, plan_ref: str, profile: str) -> str:
+    """A care plan's voucher for one profile: ``<source>:<the source_ref intake sent>:<profile>``."""
+    return f"{source}:{plan_ref}:{profile}"
+
+
+def _plan_of(voucher: Voucher) -> tuple[str, str] | None:
+    """(source, the source_ref intake sent) of a care plan's voucher; None for an operator's."""
+    if voucher.source_ref is None:
+        return None
+    return voucher.source, voucher.source_ref.removeprefix(f"{voucher.source}:").rsplit(":", 1)[0]
+
+
+def report_to_intake(session: Session, vouchers: Iterable[Voucher]) -> None:
+    """Tell intake, through the outbox, the state of the care plans these vouchers belong to.
+
+    One message per plan with all its vouchers: ``granted`` when all are reserved (or some
+    already closed), ``waiting_list`` while one waits, with its best rank on the comune's
+    list, ``closed`` when all are closed or cancelled.
+    """
+    plans = {plan for plan in map(_plan_of, vouchers) if plan is not None}
+    for source, plan_ref in sorted(plans):
+        refs = [plan_voucher_ref(source, plan_ref, profile) for profile in PROFILES]
+        members = session.scalars(select(Voucher).where(Voucher.source_ref.in_(refs))
+                                  .order_by(Voucher.id)).all()
+        ranks = [rank for rank in (waiting_position(session, v) for v in members) if rank is not None]
+        if ranks:
+            status = "waiting_list"
+        else:
+            status = "closed" if all(v.status in (CLOSED, CANCELLED) for v in members) else "granted"
+        enqueue(session, OutboxMessage, INTAKE_VOUCHER_STATUS, source_ref=plan_ref, status=status,
+                vouchers=[{"id": v.id, "profile": v.profile, "value_cents": v.value, "status": v.status}
+                          for v in members],
+                waiting_position=min(ranks, default=None))
 
 
 # --- locks and booking ---------------------------------------------------------------------
