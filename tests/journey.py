@@ -133,6 +133,15 @@ def check_package(files: dict[str, tuple[dict[str, Any], bytes]], ca: Path,
     assert attached[primary_name] == pdf
 
 
+def embedded_data(pdf: bytes) -> Any:
+    """The ``dati.json`` a receiving system reads out of the sealed PDF, without retyping anything."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    names = PdfFileReader(io.BytesIO(pdf)).root["/Names"]["/EmbeddedFiles"]["/Names"]
+    found = {str(names[i]): names[i + 1] for i in range(0, len(names), 2)}
+    return json.loads(found["dati.json"]["/EF"]["/F"].get_object().data)
+
+
 def _b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 

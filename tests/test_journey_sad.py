@@ -20,7 +20,7 @@ import requests
 from documents.builders import read_impronte
 
 from tests.harness import embedded_platform, wait_until
-from tests.journey import PDF, PNG, check_package, conferma_for, fetch, sad_request
+from tests.journey import PDF, PNG, check_package, conferma_for, embedded_data, fetch, sad_request
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,8 @@ def test_sad_request_with_uploads_reaches_the_comune_of_residence(tmp_path):
         check_package(files, platform.seal_ca, recipient_pec=package["recipient"]["pec"])
         attached = {name: data for name, (listing, data) in files.items() if listing["role"] == "attachment"}
         assert attached == uploads
+        primary = next(data for listing, data in files.values() if listing["role"] == "primary")
+        assert embedded_data(primary) == sad_request()  # dati.json is the submission, field for field
         impronte = read_impronte(files["Segnatura.xml"][1])
         for name, data in uploads.items():
             assert impronte[name] == base64.b64encode(hashlib.sha256(data).digest()).decode()

@@ -7,6 +7,7 @@ import email
 from email import policy
 
 import icalendar
+from ambito_common.db import utcnow
 from ambito_common.web import ROME
 from intake import desk, tasks
 from intake.models import DeskBooking, OutboxMessage
@@ -154,7 +155,8 @@ def test_intake_desk_ics_manage_links_reschedule_and_cancel(intake_client, intak
     assert next(s for s in slots if s["start"] == later["start"])["remaining"] == 2
 
 
-def test_intake_desk_reminders_go_only_to_live_bookings(intake_runtime, intake_booking_payload) -> None:
+def test_intake_desk_reminders_go_only_to_live_bookings(intake_runtime, intake_booking_payload,
+                                                        tmp_path) -> None:
     config, platform = intake_runtime.desk, intake_runtime.settings.platform
     with intake_runtime.session_factory() as session, session.begin():
         kept, _ = desk.book(session, data=intake_booking_payload("2026-12-03T09:30"), now=FIXED_NOW,
@@ -173,3 +175,27 @@ def test_intake_desk_reminders_go_only_to_live_bookings(intake_runtime, intake_b
             DeskBooking.reminder_sent_at.is_not(None)))}
     assert reminded == {kept.id}
     assert later.id not in reminded
+    sent = [email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+            for eml in (tmp_path / "mail").glob("*.eml")]
+    (reminder,) = [m for m in sent if m["Subject"].startswith("Promemoria")]
+    assert reminder["To"] == "paola.bonetti@example.it"
+    assert reminder["Subject"] == "Promemoria: appuntamento di domani alle 09:30"
+    body = reminder.get_body(("plain",)).get_content()
+    assert f"/intake/sportello/prenotazioni/{kept.id}?token=" in body  # still movable until it starts
+
+
+def test_intake_desk_manage_link_stops_working_when_the_appointment_starts(
+        intake_client, intake_runtime, intake_booking_payload, intake_free_slot) -> None:
+    created = intake_client.post("/api/intake/desk/bookings",
+                                 json=intake_booking_payload(intake_free_slot()["start"])).get_json()
+    # The appointment's time comes (the clock moves on; here the booking's start moves back).
+    with intake_runtime.session_factory() as session, session.begin():
+        session.get(DeskBooking, created["id"]).start = utcnow() - dt.timedelta(minutes=1)
+    booking = f"/api/intake/desk/bookings/{created['id']}"
+    refused = intake_client.delete(f"{booking}?token={created['manage_token']}")
+    assert refused.status_code == 403 and "già iniziato" in refused.get_json()["detail"]
+    page = intake_client.get(f"/intake/sportello/prenotazioni/{created['id']}",
+                             query_string={"token": created["manage_token"]})
+    assert page.status_code == 403 and "già iniziato" in page.get_data(as_text=True)
+    with intake_runtime.session_factory() as session:
+        assert session.get(DeskBooking, created["id"]).status == desk.BOOKED  # nothing changed

@@ -162,8 +162,9 @@ def document_sad(spec: APISpec, problem: Any) -> None:
     spec.components.schema("CarePlan", schema=CarePlanSchema)
     code = {"name": "tracking_code", "in": "path", "required": True, "schema": {"type": "string"}}
     ident = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    csrf = ("Come ogni modulo, una richiesta multipart senza `Authorization: Bearer` deve ripetere nel "
-            "campo `csrf_token` il valore del cookie `ambito_csrf`.")
+    upload = ("Accessibile con il solo codice di tracciamento (nessun accesso né token del modulo: le API "
+              "sono escluse dal controllo CSRF delle pagine). Limiti per file e per richiesta configurabili "
+              "(INTAKE_UPLOAD_MAX_FILE_BYTES, INTAKE_UPLOAD_MAX_REQUEST_BYTES).")
     spec.path(path="/api/intake/comuni", operations={"get": {
         "summary": "I comuni dell'Ambito", "tags": ["comuni"],
         "responses": {"200": {"description": "`[{code, name, sub_ambito}]`"}}}})
@@ -177,7 +178,7 @@ def document_sad(spec: APISpec, problem: Any) -> None:
                       "422": problem("Dati non validi: `errors` per campo")}}})
     spec.path(path="/api/intake/sad-requests/{tracking_code}/attachments", parameters=[code], operations={
         "post": {"summary": "Allega un file (PDF, JPEG, PNG, riconosciuti dal contenuto)", "tags": ["sad"],
-                 "description": csrf,
+                 "description": upload,
                  "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                      "type": "object", "properties": {
                          "file": {"type": "string", "format": "binary"},
