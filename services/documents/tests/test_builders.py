@@ -17,6 +17,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from ambito_common.web import COMMON_STATIC
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -37,6 +38,7 @@ from documents.builders import (
     verify_seal,
     verify_segnatura,
 )
+from documents.builders.render import BUNDLED_FONT_DIR, _titillium_faces
 from documents.tsa_server import LocalTsa
 from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -260,17 +262,48 @@ def test_rendered_pdf_is_tagged_pdfa3u_with_embedded_data(builders_pdf: bytes) -
     assert json.loads(stream.data.decode("utf-8")) == DATA
 
 
-def test_rendered_pdf_fonts_are_embedded(builders_pdf: bytes) -> None:
-    reader = PdfFileReader(BytesIO(builders_pdf))
-    page = reader.root["/Pages"]["/Kids"][0].get_object()
-    fonts = page["/Resources"]["/Font"]
-    assert fonts
-    for font_ref in fonts.values():
-        font = font_ref.get_object()
-        descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
-        descriptor = descendant["/FontDescriptor"]
-        assert any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
-        assert "DejaVu" in str(descendant["/BaseFont"])
+def _embedded_fonts(pdf: bytes) -> dict[str, dict]:
+    """BaseFont (subset tag stripped) -> font descriptor, for every font of every page."""
+    reader = PdfFileReader(BytesIO(pdf))
+    fonts = {}
+    for page_ref in reader.root["/Pages"]["/Kids"]:
+        for font_ref in page_ref.get_object()["/Resources"]["/Font"].values():
+            font = font_ref.get_object()
+            descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+            fonts[str(descendant["/BaseFont"]).lstrip("/").split("+")[-1]] = descendant["/FontDescriptor"]
+    return fonts
+
+
+def test_rendered_pdf_embeds_titillium_web(builders_pdf: bytes) -> None:
+    fonts = _embedded_fonts(builders_pdf)
+    # Body text in the regular face, headings and labels in the bold one; nothing else needed.
+    assert set(fonts) == {"Titillium-Web", "Titillium-Web-Bold"}, fonts
+    for descriptor in fonts.values():
+        assert "/FontFile2" in descriptor  # the TrueType program itself, as PDF/A requires
+    xmp = _xmp(PdfFileReader(BytesIO(builders_pdf)))
+    assert _xmp_value(xmp, PDFAID, "part") == "3"
+
+
+def test_bundled_titillium_ships_with_its_licence() -> None:
+    assert "SIL Open Font License, Version 1.1" in (BUNDLED_FONT_DIR / "OFL.txt").read_text(encoding="utf-8")
+    names = {path.name for path in BUNDLED_FONT_DIR.glob("*.ttf")}
+    for face in ("regular", "italic", "600", "700", "700italic"):
+        assert f"titillium-web-v10-latin-ext_latin-{face}.ttf" in names
+
+
+@pytest.mark.skipif(shutil.which("pdffonts") is None, reason="pdffonts (poppler-utils) not installed")
+def test_glyph_missing_from_titillium_falls_back_to_dejavu(tmp_path: Path) -> None:
+    # Titillium's files cover Latin only: an arrow and a Greek letter come from DejaVu Sans,
+    # the rest of the same line stays Titillium.
+    document = {**DOCUMENT,
+                "sections": [{"title": "Note", "fields": [{"label": "Simboli", "value": "ε → Ω"}]}]}
+    source = tmp_path / "domanda.pdf"
+    source.write_bytes(render_pdf(document, DATA))
+    listing = subprocess.run(["pdffonts", str(source)], check=True, capture_output=True, text=True).stdout
+    names = {line.split()[0].split("+")[-1] for line in listing.splitlines()[2:]}
+    assert names == {"Titillium-Web", "Titillium-Web-Bold", "DejaVu-Sans"}, listing
+    # Every font embedded, subset, with a ToUnicode map (the "emb sub uni" columns).
+    assert all(line.split()[-5:-2] == ["yes", "yes", "yes"] for line in listing.splitlines()[2:])
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) not installed")
@@ -317,18 +350,37 @@ def test_render_long_free_text_answer_quickly() -> None:
     assert pdf.startswith(b"%PDF-")
 
 
-def test_render_uses_titillium_files_from_font_dir(tmp_path: Path) -> None:
-    # A stand-in file under the Titillium name proves font_dir is honoured end to end.
-    mono = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
-    if not mono.exists():
-        pytest.skip("DejaVu Sans Mono not installed")
-    shutil.copy(mono, tmp_path / "TitilliumWeb-Regular.ttf")
-    pdf = render_pdf(DOCUMENT, DATA, font_dir=tmp_path)
-    reader = PdfFileReader(BytesIO(pdf))
-    fonts = reader.root["/Pages"]["/Kids"][0].get_object()["/Resources"]["/Font"]
-    base_fonts = {str(ref.get_object()["/BaseFont"]) for ref in fonts.values()}
-    # WeasyPrint names embedded @font-face fonts after the CSS family.
-    assert any("Titillium-Web" in name for name in base_fonts), base_fonts
+def test_render_uses_bootstrap_italia_woff2_from_font_dir() -> None:
+    # The same typeface as the web pages, straight from the files Bootstrap Italia vendors
+    # (woff2, named by google-webfonts-helper), when DOCUMENTS_FONT_DIR points there.
+    vendored = COMMON_STATIC / "vendor" / "bootstrap-italia" / "fonts" / "Titillium_Web"
+    if not (vendored / "titillium-web-v10-latin-ext_latin-regular.woff2").exists():
+        pytest.skip("Bootstrap Italia not vendored (scripts/vendor_assets.py)")
+    fonts = _embedded_fonts(render_pdf(DOCUMENT, DATA, font_dir=vendored))
+    assert set(fonts) == {"Titillium-Web", "Titillium-Web-Bold"}, fonts
+
+
+def test_render_font_dir_without_titillium_uses_dejavu(tmp_path: Path) -> None:
+    bold = BUNDLED_FONT_DIR / "titillium-web-v10-latin-ext_latin-700.ttf"
+    (tmp_path / "TitilliumWeb-Bold.ttf").write_bytes(bold.read_bytes())  # no regular face: not usable
+    fonts = _embedded_fonts(render_pdf(DOCUMENT, DATA, font_dir=tmp_path))
+    assert set(fonts) == {"DejaVu-Sans", "DejaVu-Sans-Bold"}, fonts
+
+
+def test_titillium_file_names_of_both_distributions(tmp_path: Path) -> None:
+    for name in ("TitilliumWeb-Regular.ttf", "TitilliumWeb-SemiBoldItalic.ttf",
+                 "titillium-web-v10-latin-ext_latin-italic.woff2",
+                 "titillium-web-v10-latin-ext_latin-700.woff2",
+                 "titillium-web-v10-latin-ext_latin-600italic.woff", "OFL.txt", "Lora-Regular.ttf"):
+        (tmp_path / name).write_bytes(b"")
+    faces = {(path.name, weight, style) for path, weight, style in _titillium_faces(tmp_path)}
+    assert faces == {
+        ("TitilliumWeb-Regular.ttf", 400, "normal"),
+        ("TitilliumWeb-SemiBoldItalic.ttf", 600, "italic"),
+        ("titillium-web-v10-latin-ext_latin-italic.woff2", 400, "italic"),
+        ("titillium-web-v10-latin-ext_latin-700.woff2", 700, "normal"),
+        ("titillium-web-v10-latin-ext_latin-600italic.woff", 600, "italic"),
+    }
 
 
 # --------------------------------------------------------------------------- seal

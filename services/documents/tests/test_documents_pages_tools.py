@@ -32,13 +32,29 @@ def _csrf(html: str) -> str:
 
 def test_search_by_tracking_code_sender_or_subject(documents_browser, documents_delivered, documents_build,
                                                    documents_payload) -> None:
-    other = documents_build(2, documents_payload(tracking="Q4W8E2RT", number="0000002"))
+    # A second package whose tracking code, sender and subject each hold a word found nowhere
+    # else (not in the other two fields, not in the first package): a hit on that word can
+    # only come from that one field.
+    payload = documents_payload(tracking="Q4W8E2RT", number="0000002")
+    payload["subject"] = payload["meta"]["subject"] = "Manifestazione di interesse - tavolo Anziani fragili"
+    payload["meta"]["sender"] = {"name": "Associazione Il Faro", "tax_code": "92345678901",
+                                 "pec": "segreteria@pec.example.it", "email": "info@example.org"}
+    other = documents_build(2, payload)
     tasks.deliver_package.run(package_id=other)
+
+    def found(query: str) -> set[str]:
+        html = _text(documents_browser.get("/protocollo/", query_string={"q": query}))
+        return {package for package in (documents_delivered, other) if package in html}
+
+    assert found("Q4W8E2RT") == {other}  # tracking code (the primary document's name)
+    assert found("K7P2M9QX") == {documents_delivered}
+    assert found("Faro") == {other}  # sender only
+    assert found("fragili") == {other}  # subject only
+    assert found("Àncora") == {documents_delivered}  # the first one's sender and subject
+    assert found("interesse") == {documents_delivered, other}
+    assert found("Faro fragili") == {other} and found("Faro Àncora") == set()  # every word must match
     html = _text(documents_browser.get("/protocollo/?q=Q4W8E2RT"))
-    assert other in html and documents_delivered not in html
     assert 'value="Q4W8E2RT"' in html and '<label for="cerca"' in html
-    html = _text(documents_browser.get("/protocollo/?q=Àncora"))
-    assert other in html and documents_delivered in html
     assert "Nessun pacchetto" in _text(documents_browser.get("/protocollo/?q=inesistente"))
 
 
@@ -144,8 +160,8 @@ class TestFailedDeliveries:
         assert "Nuovo tentativo di consegna avviato" in notice
         assert documents_outbox()[-1] == ("documents.deliver_package", {"package_id": package_id})
 
-    def test_the_size_limit_error_is_shown(self, documents_browser, documents_build,
-                                           documents_payload) -> None:
+    def test_the_size_limit_error_is_shown_without_retry_now(self, documents_browser, documents_build,
+                                                             documents_payload, documents_outbox) -> None:
         payload = documents_payload()
         payload["kind"] = "other_submission"
         payload["meta"]["recipient"]["pec_max_bytes"] = 10_000
@@ -154,3 +170,14 @@ class TestFailedDeliveries:
         page = _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
         assert "supera il limite di 10,0 kB della casella del destinatario" in page
         assert 'role="alert"' in page
+        # The package is sealed: a new attempt would be refused for the same size, so no
+        # "retry now", but the reason and what to do instead.
+        assert "Riprova ora" not in page and f"/protocollo/pacchetti/{package_id}/consegna" not in page
+        assert "Un nuovo tentativo di invio fallirebbe allo stesso modo" in page
+        # Posting the retry anyway (a stale page, the API) is refused with the reason, queueing nothing.
+        queued = documents_outbox()
+        response = documents_browser.post(f"/protocollo/pacchetti/{package_id}/consegna",
+                                          data={"csrf_token": _csrf(page)})
+        assert response.status_code == 409
+        assert "Un nuovo tentativo non può riuscire" in _text(response)
+        assert documents_outbox() == queued

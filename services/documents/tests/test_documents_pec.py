@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from ambito_common.testing import SHARED_DIR, free_port
+from celery import signals
 from celery.exceptions import Retry
 from documents import tasks
 from documents.models import PackageReply
@@ -47,6 +48,14 @@ class _Mailbox:
         self.received: list[tuple[str, list[str], bytes]] = []
         self.kill_on_data: int | None = None  # a process to kill once a message is in
         self.drop_on_data = False  # hang up instead of answering the DATA
+        self.busy_rcpt = 0  # answer RCPT "451 try again later" this many more times
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # type: ignore[no-untyped-def]
+        if self.busy_rcpt:
+            self.busy_rcpt -= 1
+            return "451 4.3.2 Sistema temporaneamente non disponibile, riprovare"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
@@ -343,6 +352,43 @@ def test_smtp_down_means_retry_not_loss(documents_build, documents_smtp, documen
 
     again = documents_client.post(f"/api/documents/packages/{package_id}/delivery", headers=documents_officer)
     assert again.status_code == 409
+
+
+def test_failed_deliveries_are_retried_by_the_task_until_sent(documents_build, documents_smtp,
+                                                            documents_runtime) -> None:
+    # The real task through Celery's eager apply(): on self.retry it runs the task again at
+    # once (the backoff countdown is what a broker would wait; eager mode cannot wait).
+    # Attempt 1: the provider is down (connection refused); the retry brings it back up.
+    # Attempt 2: it answers 451 to the recipient. Attempt 3: it takes the message.
+    documents_smtp.stop()
+    package_id = documents_build()
+    documents_smtp.mailbox.busy_rcpt = 1
+    retried: list[int] = []
+
+    def provider_back(sender, request, reason, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+        retried.append(request.retries)
+        if documents_smtp.controller is None:
+            documents_smtp.start()
+
+    signals.task_retry.connect(provider_back, sender=tasks.deliver_package, weak=False)
+    try:
+        result = tasks.deliver_package.apply(kwargs={"package_id": package_id})
+    finally:
+        signals.task_retry.disconnect(provider_back, sender=tasks.deliver_package)
+
+    assert (result.state, result.result) == ("SUCCESS", "sent")
+    assert retried == [0, 1]
+    package = _package(documents_runtime, package_id)
+    assert (package.status, package.delivery_attempts, package.delivery_error) == ("sent", 3, None)
+    events = [(e.event, e.detail) for e in package.events]
+    assert [event for event, _ in events] == ["built", "sealed", "delivery_failed", "delivery_failed", "sent"]
+    refused, busy = events[2][1], events[3][1]
+    assert refused.startswith("Consegna non riuscita: ") and "Connection refused" in refused
+    assert "451" in busy and "riprovare" in busy
+    assert refused.endswith("Nuovo tentativo automatico a breve.") and busy.endswith("a breve.")
+    [(_, rcpt_tos, data)] = documents_smtp.mailbox.received  # sent once
+    assert rcpt_tos == ["protocollo@pec.comune.clusone.bg.it"]
+    assert data == documents_runtime.store.path(package_id, "message.eml").read_bytes()
 
 
 def test_a_package_over_the_recipient_limit_is_not_sent(documents_build, documents_payload, documents_smtp,

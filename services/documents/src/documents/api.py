@@ -74,7 +74,8 @@ def register(package_id: str) -> Response:
 def retry_delivery(package_id: str) -> Response:
     """Retry now a delivery that failed (the worker picks it up at once)."""
     session = db_session()
-    package = services.retry_delivery(session, package_id, actor=actor_label(current_identity()))
+    package = services.retry_delivery(session, package_id, runtime().delivery,
+                                      actor=actor_label(current_identity()))
     session.commit()
     return jsonify(PackageDetailSchema().dump(package)), 202
 

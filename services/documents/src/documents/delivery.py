@@ -76,6 +76,14 @@ class DeliveryBackend:
     def deliver(self, session: Session, package: Package) -> Delivery:
         raise NotImplementedError
 
+    def permanent_refusal(self, package: Package) -> str | None:
+        """Why this backend can never deliver ``package`` as built, or None.
+
+        A package is immutable once sealed, so such a refusal holds for every later attempt:
+        the page offers no "retry now" for it and the service refuses the retry.
+        """
+        return None
+
 
 BACKENDS: dict[str, type[DeliveryBackend]] = {}
 
@@ -105,13 +113,10 @@ class PecBackend(DeliveryBackend):
     def deliver(self, session: Session, package: Package) -> Delivery:
         from .services import human_size
 
+        refusal = self.permanent_refusal(package)
+        if refusal:
+            raise DeliveryRefused(refusal)
         message = self.store.path(package.id, MESSAGE_NAME).read_bytes()
-        limit = package.size_limit or DEFAULT_PEC_LIMIT
-        if len(message) > limit:
-            raise DeliveryRefused(
-                f"Il messaggio PEC è di {human_size(len(message))} e supera il limite di "
-                f"{human_size(limit)} della casella del destinatario: il pacchetto non è stato "
-                "inviato. Scaricarlo e trasmetterlo in più messaggi, o ridurre gli allegati.")
         url = self.settings.pec_smtp_url
         if not url:
             raise DeliveryRefused("PEC non configurata (DOCUMENTS_PEC_SMTP_URL).")
@@ -125,6 +130,18 @@ class PecBackend(DeliveryBackend):
             raise
         return Delivery(SENT, "sent", f"inviato via PEC a {package.recipient_pec} "
                                       f"({human_size(len(message))}, Message-ID {package.message_id})")
+
+    def permanent_refusal(self, package: Package) -> str | None:
+        """The message is over the recipient mailbox's size limit."""
+        from .services import human_size
+
+        size = self.store.path(package.id, MESSAGE_NAME).stat().st_size
+        limit = package.size_limit or DEFAULT_PEC_LIMIT
+        if size <= limit:
+            return None
+        return (f"Il messaggio PEC è di {human_size(size)} e supera il limite di {human_size(limit)} "
+                "della casella del destinatario: il pacchetto non è stato inviato. Scaricarlo e "
+                "trasmetterlo in più messaggi, o ridurre gli allegati.")
 
 
 def send_raw(url: str, sender: str, recipients: list[str], message: bytes) -> None:

@@ -426,11 +426,18 @@ def record_delivery_failure(session: Session, package_id: str, error: str, *, re
                 uncertain=uncertain)
 
 
-def retry_delivery(session: Session, package_id: str, *, actor: str) -> Package:
-    """The protocol officer's "retry now": deliver a package whose delivery failed, at once."""
+def retry_delivery(session: Session, package_id: str, backend: DeliveryBackend, *, actor: str) -> Package:
+    """The protocol officer's "retry now": deliver a package whose delivery failed, at once.
+
+    Not for a package the backend can never deliver (over the recipient's size limit): the
+    retry would fail the same way.
+    """
     package = get_package(session, package_id, for_update=True)
     if package.status != BUILT:
         raise Conflict("Il pacchetto è già stato consegnato: non c'è nulla da ritentare.")
+    refusal = backend.permanent_refusal(package)
+    if refusal:
+        raise Conflict(f"Un nuovo tentativo non può riuscire. {refusal}")
     package.events.append(PackageEvent(event="retry_requested", actor=actor,
                                        detail="Nuovo tentativo di consegna richiesto"))
     enqueue(session, OutboxMessage, DELIVER_TASK, package_id=package.id)

@@ -25,14 +25,11 @@ from ambito_common.settings import (
     require,
     service_database_url,
 )
-from ambito_common.web import COMMON_STATIC, load_ambito
+from ambito_common.web import load_ambito
 
 from .builders import DEV_P12_PASSWORD
 from .delivery import BACKENDS
 from .signers import SIGNERS
-
-#: Titillium Web as vendored with Bootstrap Italia: the PDFs use the UI's typeface when present.
-BUNDLED_FONT_DIR = COMMON_STATIC / "vendor" / "bootstrap-italia" / "fonts" / "Titillium_Web"
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class Settings:
     seal_signer: str  # DOCUMENTS_SEAL_SIGNER: signer plugin holding the seal key ("pkcs12")
     tsa_url: str | None  # DOCUMENTS_TSA_URL: RFC 3161 timestamp authority; none = B-B (local TSA if embedded)
     message_from: str  # DOCUMENTS_PEC_FROM (or DOCUMENTS_MESSAGE_FROM): the PEC sender (default: lead's PEC)
-    font_dir: Path | None  # DOCUMENTS_FONT_DIR: Titillium Web files for the PDFs (vendored copy if any)
+    font_dir: Path | None  # DOCUMENTS_FONT_DIR: other Titillium Web files; none = shipped (builders/fonts)
     delivery_backend: str  # DOCUMENTS_DELIVERY_BACKEND: "pec" when a PEC SMTP URL is set, else "inbox"
     pec_smtp_url: str | None  # DOCUMENTS_PEC_SMTP_URL: smtps://user:pass@host:465, smtp://host:2525...
     pec_imap_url: str | None  # DOCUMENTS_PEC_IMAP_URL: imaps://user:pass@host:993/INBOX, replies poller
@@ -96,7 +93,6 @@ class Settings:
                                 f"not {delivery_backend!r}")
         if delivery_backend == "pec" and not pec_smtp_url:
             raise SettingsError("DOCUMENTS_DELIVERY_BACKEND=pec needs DOCUMENTS_PEC_SMTP_URL")
-        default_font_dir = BUNDLED_FONT_DIR if BUNDLED_FONT_DIR.is_dir() else None
         return cls(
             platform=platform,
             database_url=service_database_url(env, "documents", platform),
@@ -108,7 +104,7 @@ class Settings:
             seal_signer=seal_signer,
             tsa_url=tsa_url,
             message_from=message_from or load_ambito(platform)["lead_body"]["pec"],
-            font_dir=Path(font_dir) if font_dir else default_font_dir,
+            font_dir=Path(font_dir) if font_dir else None,
             delivery_backend=delivery_backend,
             pec_smtp_url=pec_smtp_url,
             pec_imap_url=pec_imap_url,

@@ -146,7 +146,8 @@ def retry_delivery(package_id: str) -> Any:
     """"Riprova ora": deliver again a package whose delivery failed."""
     session = db_session()
     try:
-        services.retry_delivery(session, package_id, actor=actor_label(current_identity()))
+        services.retry_delivery(session, package_id, runtime().delivery,
+                                actor=actor_label(current_identity()))
     except Conflict as error:
         session.rollback()
         return _detail_page(services.get_package(session, package_id), problem=error.detail), error.status
@@ -212,7 +213,8 @@ def _detail_page(package: Package, *, form: dict[str, str] | None = None,
         seal = runtime().verify_seal(runtime().store.path(package.id, primary.name).read_bytes())
     fields = _registration_fields(form or {}, errors or {})
     summary = [(field["name"], field["label"], message) for field in fields for message in field["errors"]]
-    return render_template("protocollo/package.html", package=package, seal=seal,
+    refusal = runtime().delivery.permanent_refusal(package) if package.status == BUILT else None
+    return render_template("protocollo/package.html", package=package, seal=seal, refusal=refusal,
                            protocol=services.protocol_of(package), fields=fields, summary=summary,
                            problem=problem, notice=notice, reject_errors=reject_errors or [])
 

@@ -7,6 +7,7 @@ was submitted without OCR-ing the printout.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import decimal
 import json
@@ -19,17 +20,23 @@ from typing import Any
 
 import jinja2
 
-__all__ = ["DATA_ATTACHMENT_NAME", "PDF_VARIANT", "render_html", "render_pdf", "serialise_data"]
+__all__ = ["BUNDLED_FONT_DIR", "DATA_ATTACHMENT_NAME", "PDF_VARIANT", "render_html", "render_pdf",
+           "serialise_data"]
 
 PDF_VARIANT = "pdf/a-3u"
 DATA_ATTACHMENT_NAME = "dati.json"
 GENERATOR = "Piattaforma servizi sociali d'Ambito"
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Titillium Web, the Designers Italia typeface (SIL OFL 1.1, licence in OFL.txt beside the
+#: files), shipped with the service as TrueType: the TTFs of the Bootstrap Italia npm package.
+#: TTF rather than the vendored woff2 so that a sealed PDF never depends on the web assets
+#: having been vendored, and WeasyPrint embeds the font without decompressing it first.
+BUNDLED_FONT_DIR = Path(__file__).resolve().parent / "fonts"
 _FALLBACK_FAMILY = "DejaVu Sans"
 _TITILLIUM_FAMILY = "Titillium Web"
 _FONT_EXTENSIONS = {".ttf": "truetype", ".otf": "opentype", ".woff": "woff", ".woff2": "woff2"}
-# File-name style suffix (as in the Google Fonts distribution) -> (weight, style)
+# Style suffix of the Google Fonts distribution (TitilliumWeb-SemiBold.ttf) -> (weight, style)
 _TITILLIUM_STYLES = {
     "ExtraLight": (200, "normal"),
     "ExtraLightItalic": (200, "italic"),
@@ -43,7 +50,12 @@ _TITILLIUM_STYLES = {
     "BoldItalic": (700, "italic"),
     "Black": (900, "normal"),
 }
-_TITILLIUM_FILE = re.compile(r"^TitilliumWeb-(?P<style>[A-Za-z]+)$")
+# Google Fonts names (TitilliumWeb-Bold) or google-webfonts-helper names as in Bootstrap
+# Italia (titillium-web-v10-latin-ext_latin-700italic; "regular" and "italic" mean 400).
+_TITILLIUM_FILE = re.compile(
+    r"^(?:TitilliumWeb-(?P<style>[A-Za-z]+)"
+    r"|titillium-web-v\d+-[a-z_-]+?-(?P<weight>\d{3}|regular|italic)(?P<italic>italic)?)$"
+)
 
 
 def render_pdf(
@@ -62,9 +74,11 @@ def render_pdf(
          "declarations": ["..."], "submitted_at": "21/11/2026 10:15" (already Europe/Rome),
          "tracking_code": "...", "registration": "REG-ONLINE 0000001 del 21/11/2026"}
 
-    ``font_dir`` may hold the Titillium Web files (``TitilliumWeb-Regular.ttf``,
-    ``-Bold``, ``-Italic`` …, as distributed by Google Fonts); without a regular face DejaVu
-    Sans is used. WeasyPrint embeds (subsets of) whichever fonts are used.
+    ``font_dir`` holds the Titillium Web files (default: the ones shipped with the service,
+    :data:`BUNDLED_FONT_DIR`), named as Google Fonts (``TitilliumWeb-Regular.ttf``) or as
+    Bootstrap Italia (``titillium-web-v10-latin-ext_latin-regular.woff2``) distribute them;
+    a folder without a regular face means DejaVu Sans. DejaVu Sans also supplies any glyph
+    Titillium lacks (its files cover Latin only). WeasyPrint embeds subsets of the fonts used.
     """
     # Imported here: WeasyPrint pulls in Pango/HarfBuzz via cffi, which web processes that
     # never render a PDF should not pay for.
@@ -95,6 +109,20 @@ def render_pdf(
 
 
 _local = threading.local()
+_font_configs: list[Any] = []  # every thread's, so that exit can clean them (see _release_font_configs)
+
+
+@atexit.register
+def _release_font_configs() -> None:
+    """Remove the fonts' temporary folders while the interpreter still can.
+
+    WeasyPrint removes a FontConfiguration's folder in ``__del__``; for the configurations kept
+    per thread that would run during interpreter teardown, when ``rmtree`` is already gone
+    (a traceback on every worker exit, and the folder left behind).
+    """
+    for font_config in _font_configs:
+        font_config.__del__()
+        font_config._folder = None
 
 
 def _stylesheet(font_dir: Path | None) -> tuple[Any, Any]:
@@ -110,6 +138,7 @@ def _stylesheet(font_dir: Path | None) -> tuple[Any, Any]:
     cache: dict[Path | None, tuple[Any, Any]] = _local.__dict__.setdefault("stylesheets", {})
     if font_dir not in cache:
         font_config = FontConfiguration()
+        _font_configs.append(font_config)
         css = CSS(string=_static_css(font_dir), base_url=str(_TEMPLATES), font_config=font_config)
         cache[font_dir] = (css, font_config)
     return cache[font_dir]
@@ -205,27 +234,39 @@ def _css_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _titillium_faces(font_dir: Path | None) -> list[tuple[Path, int, str]]:
-    if font_dir is None or not Path(font_dir).is_dir():
+def _titillium_faces(font_dir: Path) -> list[tuple[Path, int, str]]:
+    """The Titillium Web files in ``font_dir`` as (path, weight, style), regular face required."""
+    if not font_dir.is_dir():
         return []
     faces = []
-    for path in sorted(Path(font_dir).iterdir()):
+    for path in sorted(font_dir.iterdir()):
         if path.suffix.lower() not in _FONT_EXTENSIONS:
             continue
-        match = _TITILLIUM_FILE.match(path.stem)
-        if match and match["style"] in _TITILLIUM_STYLES:
-            weight, style = _TITILLIUM_STYLES[match["style"]]
-            faces.append((path.resolve(), weight, style))
+        face = _titillium_face(path.stem)
+        if face:
+            faces.append((path.resolve(), *face))
     # Without the regular face body text would be synthesised from another weight.
     if not any(weight == 400 and style == "normal" for _, weight, style in faces):
         return []
     return faces
 
 
+def _titillium_face(stem: str) -> tuple[int, str] | None:
+    match = _TITILLIUM_FILE.match(stem)
+    if not match:
+        return None
+    if match["style"]:
+        return _TITILLIUM_STYLES.get(match["style"])
+    if match["weight"] == "italic":
+        return 400, "italic"
+    weight = 400 if match["weight"] == "regular" else int(match["weight"])
+    return weight, "italic" if match["italic"] else "normal"
+
+
 def _static_css(font_dir: Path | None) -> str:
     """The stylesheet shared by every document: the template's CSS and the typeface."""
     rules = [(_TEMPLATES / "application.css").read_text(encoding="utf-8")]
-    faces = _titillium_faces(font_dir)
+    faces = _titillium_faces(Path(font_dir) if font_dir is not None else BUNDLED_FONT_DIR)
     if faces:
         family = f'"{_TITILLIUM_FAMILY}", "{_FALLBACK_FAMILY}", sans-serif'
         for path, weight, style in faces:
