@@ -128,15 +128,35 @@ def test_same_key_different_body_is_a_409(vouchers_client, vouchers_auth):
     assert _budget(vouchers_client, vouchers_auth, "clusone")["reserved"] == 100
 
 
-def test_a_refused_write_is_not_remembered(vouchers_client, vouchers_auth):
-    """An over-budget 409 changed nothing: the same key may be used once money is there."""
+def test_a_refused_write_is_remembered_under_its_key(vouchers_client, vouchers_auth):
+    """An over-budget 409 is the first answer: a replay, even once money is there, gets it again."""
     admin = vouchers_auth()
     available = _budget(vouchers_client, vouchers_auth, "onore")["available"]
     blocker = _reserve(vouchers_client, admin, comune="onore", amount=available)
-    assert _reserve(vouchers_client, admin, comune="onore", amount=500, key="later").status_code == 409
+    refused = _reserve(vouchers_client, admin, comune="onore", amount=500, key="later")
+    assert refused.status_code == 409
+    assert refused.mimetype == "application/problem+json"
+    assert refused.get_json()["available"] == 0
     vouchers_client.post(f"/api/vouchers/reservations/{blocker.get_json()['id']}/void",
                          headers={**admin, "Idempotency-Key": "free"})
-    assert _reserve(vouchers_client, admin, comune="onore", amount=500, key="later").status_code == 201
+    replay = _reserve(vouchers_client, admin, comune="onore", amount=500, key="later")
+    assert (replay.status_code, replay.mimetype) == (409, "application/problem+json")
+    assert replay.get_json() == refused.get_json()
+    assert _budget(vouchers_client, vouchers_auth, "onore")["reserved"] == 0
+    # A different body under the refused key is still a 409 for the reuse; a new key books.
+    reused = _reserve(vouchers_client, admin, comune="onore", amount=400, key="later")
+    assert reused.status_code == 409 and "richiesta diversa" in reused.get_json()["detail"]
+    assert _reserve(vouchers_client, admin, comune="onore", amount=500, key="fresh").status_code == 201
+
+
+def test_a_refused_rule_422_is_remembered_too(vouchers_client, vouchers_auth):
+    admin = {**vouchers_auth(), "Idempotency-Key": "same-move"}
+    body = {"fund": B2, "period": B2_PERIOD, "amounts": {"atlantide": 100}}
+    first = vouchers_client.post("/api/vouchers/allocations", json=body, headers=admin)
+    second = vouchers_client.post("/api/vouchers/allocations", json=body, headers=admin)
+    assert first.status_code == second.status_code == 422
+    assert "atlantide" in first.get_json()["detail"]
+    assert first.get_json() == second.get_json()
 
 
 def test_invalid_bodies_are_422_with_field_errors(vouchers_client, vouchers_auth):

@@ -1,56 +1,109 @@
 """100 concurrent clients trying to overspend one comune's budget, on PostgreSQL and on SQLite.
 
-Each client is a thread with its own session; all start together at a barrier and
-reserve, then post in part, void or leave their reservation. However they
-interleave, the budget must end at or under its allocation, and its running totals
-must agree with the reservations and with the ledger.
+Each client is a thread with its own session; all start together at a barrier. Most
+reserve on the hot comune (some on its neighbour), some with a time-to-live of zero,
+then post in full or in part, void or leave their reservation; meanwhile a few clients
+expire overdue reservations in a loop and a few move money back and forth between the
+two comuni. Each seed gives other amounts, choices and interleavings. However they
+interleave, every budget must end at or under its allocation, its running totals must
+agree with the reservations and with the ledger, and the re-allocations must have
+moved money without creating or losing a cent.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
+import traceback
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 from ambito_common.db import make_engine, make_session_factory, utcnow
+from ambito_common.errors import Conflict
 from ambito_common.testing import fresh_postgres_database
 from sqlalchemy import func, pool, select
 from sqlalchemy.orm import Session, sessionmaker
 from vouchers import services
-from vouchers.models import Budget, LedgerAccount, LedgerEntry, Reservation
+from vouchers.models import Budget, LedgerAccount, LedgerEntry, Period, Reservation
 
-CLIENTS = 100
-FUND, PERIOD, COMUNE = "fna-b2", "2026-2027", "azzone"
+CLIENTS, EXPIRERS, REALLOCATORS = 100, 4, 6
+RESERVERS = CLIENTS - EXPIRERS - REALLOCATORS
+FUND, PERIOD, COMUNE, NEIGHBOUR = "fna-b2", "2026-2027", "azzone", "colere"
+SQLITE_SEEDS, POSTGRES_SEEDS = (1, 2, 3, 4, 5), (11, 12, 13)
 
 
-def _client(factory: sessionmaker[Session], seed: int, allocated: int, barrier: threading.Barrier,
-            outcome: Callable[[str], None]) -> None:
-    rng = random.Random(seed)
-    # Together the clients ask for about three times the budget.
-    amount = rng.randint(1, allocated * 6 // CLIENTS)
+@dataclass
+class Run:
+    """What the clients saw: outcomes, and the net money each comune received by re-allocation."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    moved: Counter[str] = field(default_factory=Counter)
+    reservers_done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, outcome: str, moves: dict[str, int] | None = None, count: int = 1) -> None:
+        with self.lock:
+            self.outcomes[outcome] += count
+            self.moved.update(moves or {})
+
+
+def _reserver(factory: sessionmaker[Session], rng: random.Random, allocated: int, run: Run) -> None:
+    # Together the clients ask for about three times the hot budget.
+    comune = COMUNE if rng.random() < 0.85 else NEIGHBOUR
+    amount = rng.randint(1, allocated * 6 // RESERVERS)
+    expires_at = utcnow() if rng.random() < 0.3 else None  # a TTL of zero: overdue at once
     with factory() as session:
-        barrier.wait()
         try:
             reservation = services.run_transaction(session, lambda: services.reserve(
-                session, fund_code=FUND, period_code=PERIOD, comune=COMUNE, amount=amount,
-                reference=f"client {seed}", actor=f"client-{seed}"))
+                session, fund_code=FUND, period_code=PERIOD, comune=comune, amount=amount,
+                reference="client", actor="client", expires_at=expires_at))
         except services.OverBudget:
-            outcome("over_budget")
+            run.record("over_budget")
             return
-        outcome("reserved")
+        run.record("reserved")
         choice = rng.choice(["post", "post_part", "void", "keep"])
         if choice == "keep":
             return
-        if choice == "void":
-            services.run_transaction(session, lambda: services.void(
-                session, reservation_id=reservation.id, actor="client", now=utcnow()))
-        else:
-            spent = amount if choice == "post" else rng.randint(0, amount)
-            services.run_transaction(session, lambda: services.post(
-                session, reservation_id=reservation.id, amount=spent, actor="client", now=utcnow()))
-        outcome(choice)
+        try:
+            if choice == "void":
+                services.run_transaction(session, lambda: services.void(
+                    session, reservation_id=reservation.id, actor="client", now=utcnow()))
+            else:
+                spent = amount if choice == "post" else rng.randint(0, amount)
+                services.run_transaction(session, lambda: services.post(
+                    session, reservation_id=reservation.id, amount=spent, actor="client", now=utcnow()))
+        except Conflict as closed:  # an expirer was first
+            assert closed.extra["reservation_status"] == "expired", closed.detail
+            run.record("found_expired")
+            return
+        run.record(choice)
+
+
+def _expirer(factory: sessionmaker[Session], rng: random.Random, run: Run) -> None:
+    with factory() as session:
+        while run.reservers_done < RESERVERS:
+            expired = services.run_transaction(session, lambda: services.expire_reservations(
+                session, now=utcnow(), actor="expirer"))
+            run.record("expired_concurrently", count=expired)
+            threading.Event().wait(rng.uniform(0.001, 0.01))
+
+
+def _reallocator(factory: sessionmaker[Session], rng: random.Random, period_id: int, allocated: int,
+                 run: Run) -> None:
+    with factory() as session:
+        for _ in range(5):
+            source, target = rng.sample([COMUNE, NEIGHBOUR], 2)
+            amount = rng.randint(1, allocated // 10)
+            try:
+                services.run_transaction(session, functools.partial(
+                    services.reallocate, session, period_id=period_id, from_comune=source, to_comune=target,
+                    amount=amount, actor="reallocator"))
+            except services.OverBudget:
+                run.record("reallocation_refused")
+                continue
+            run.record("reallocated", {source: -amount, target: amount})
 
 
 def _check_books(factory: sessionmaker[Session], budget_id: int, allocated: int) -> None:
@@ -67,61 +120,88 @@ def _check_books(factory: sessionmaker[Session], budget_id: int, allocated: int)
         balances = dict(session.execute(
             select(LedgerAccount.kind, func.sum(LedgerEntry.amount)).join(LedgerEntry)
             .where(LedgerAccount.budget_id == budget_id).group_by(LedgerAccount.kind)).all())
-        assert balances["reserved"] == budget.reserved
+        assert balances.get("reserved", 0) == budget.reserved
         assert balances.get("spent", 0) == budget.posted
         assert balances["available"] == budget.available
         assert session.scalar(select(func.sum(LedgerEntry.amount))) == 0
 
 
-def _overspend(factory: sessionmaker[Session]) -> Counter[str]:
+def _overspend(factory: sessionmaker[Session], seed: int) -> Run:
     with factory() as session:
-        budget = services.find_budget(session, fund_code=FUND, period_code=PERIOD, comune=COMUNE)
-        budget_id, allocated = budget.id, budget.allocated
+        budgets = {c: services.find_budget(session, fund_code=FUND, period_code=PERIOD, comune=c)
+                   for c in (COMUNE, NEIGHBOUR)}
+        before = {c: (b.id, b.allocated) for c, b in budgets.items()}
+        period_id = budgets[COMUNE].period_id
+        period_allocated = session.get(Period, period_id).allocated
+    allocated = before[COMUNE][1]
     barrier = threading.Barrier(CLIENTS)
-    outcomes: Counter[str] = Counter()
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    run = Run()
+    errors: list[str] = []
 
-    def outcome(name: str) -> None:
-        with lock:
-            outcomes[name] += 1
-
-    def run(seed: int) -> None:
+    def client(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
         try:
-            _client(factory, seed, allocated, barrier, outcome)
-        except BaseException as exc:  # reported below, with its thread
-            errors.append(exc)
+            barrier.wait()
+            if index < EXPIRERS:
+                _expirer(factory, rng, run)
+            elif index < EXPIRERS + REALLOCATORS:
+                _reallocator(factory, rng, period_id, allocated, run)
+            else:
+                try:
+                    _reserver(factory, rng, allocated, run)
+                finally:
+                    with run.lock:
+                        run.reservers_done += 1
+        except BaseException:  # reported below, with where it happened
+            errors.append(traceback.format_exc())
             barrier.abort()
 
-    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors, errors
-    assert outcomes["reserved"] + outcomes["over_budget"] == CLIENTS
-    assert outcomes["over_budget"] > 0, "the clients never ran out of budget: no contention tested"
-    _check_books(factory, budget_id, allocated)
-    return outcomes
+    assert not errors, "\n".join(errors)
+    assert run.outcomes["reserved"] + run.outcomes["over_budget"] == RESERVERS
+    assert run.outcomes["over_budget"] > 0, "the clients never ran out of budget: no contention tested"
+    assert run.outcomes["reallocated"] > 0
+    for comune, (budget_id, start) in before.items():  # the reference model: start + what was moved
+        _check_books(factory, budget_id, start + run.moved[comune])
+    with factory() as session:  # the last overdue reservations, then the books again
+        swept = services.run_transaction(session, lambda: services.expire_reservations(session, now=utcnow()))
+        assert run.outcomes["expired_concurrently"] + swept > 0, "no reservation expired: expiry not tested"
+        assert session.get(Period, period_id).allocated == period_allocated  # no cent created or lost
+        assert not session.scalar(select(func.count(Reservation.id)).where(
+            Reservation.status == "reserved", Reservation.expires_at.is_not(None)))
+    for comune, (budget_id, start) in before.items():
+        _check_books(factory, budget_id, start + run.moved[comune])
+    assert sum(run.moved.values()) == 0
+    return run
 
 
 @pytest.mark.timeout(300)
-def test_vouchers_100_clients_cannot_overspend_on_sqlite(vouchers_make_runtime):
+@pytest.mark.parametrize("seed", SQLITE_SEEDS)
+def test_vouchers_100_clients_cannot_overspend_on_sqlite(vouchers_make_runtime, seed):
     url = vouchers_make_runtime().settings.database_url
     # Each client its own connection (no pool): SQLite serialises them with BEGIN IMMEDIATE.
-    factory = make_session_factory(make_engine(url, poolclass=pool.NullPool))
-    _overspend(factory)
+    engine = make_engine(url, poolclass=pool.NullPool)
+    try:
+        _overspend(make_session_factory(engine), seed)
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
-def test_vouchers_100_clients_cannot_overspend_on_postgres(vouchers_make_runtime):
+@pytest.mark.parametrize("seed", POSTGRES_SEEDS)
+def test_vouchers_100_clients_cannot_overspend_on_postgres(vouchers_make_runtime, seed):
     with fresh_postgres_database("vouchers") as url:
         vouchers_make_runtime(VOUCHERS_DATABASE_URL=url).session_factory.kw["bind"].dispose()
         # 100 threads, each its own session; connections are capped at 40 because this server
         # allows 100 in all, so clients also queue for a connection, as behind a real pool.
         engine = make_engine(url, pool_size=40, max_overflow=0, pool_timeout=120)
         try:
-            _overspend(make_session_factory(engine))
+            _overspend(make_session_factory(engine), seed)
         finally:
             engine.dispose()
+

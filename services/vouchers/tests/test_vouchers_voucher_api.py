@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
+from ambito_common.db import session_scope
 from ambito_common.identity import COMUNE_OPERATOR
+from vouchers import services
 
 PERIOD = "2026"  # fnps runs by calendar year; the demo data is loaded as of 21/11/2026
 
@@ -84,3 +87,36 @@ def test_vouchers_operators_touch_only_their_comune_vouchers(vouchers_client, vo
                      data=f"buono;mese;ore\n{other['id']};2026-11;1\n", content_type="text/csv")
     assert refused.status_code == 422  # another comune's voucher does not exist for this operator
     assert vouchers_client.post("/api/vouchers/vouchers", json=_voucher()).status_code == 401
+
+
+def test_vouchers_a_fund_with_an_isee_cap_refuses_isee_over_it_or_missing(vouchers_runtime, vouchers_client,
+                                                                          vouchers_auth):
+    """fna-b2's cap (ISEE socio-sanitario up to 25.000 €, demo data) applies when a voucher is issued."""
+    with session_scope(vouchers_runtime.session_factory) as session:  # the fund's tariff, as data
+        services.add_rule(session, fund_code="fna-b2", kind="hourly_tariff", valid_from=dt.date(2025, 6, 1),
+                          params={"providers": {"default": {"ASA": 2250, "OSS": 2480}}})
+    operator = vouchers_auth(COMUNE_OPERATOR, "songavazzo")
+    b2 = {"fund": "fna-b2", "period": "2026-2027"}
+
+    over = _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher(**b2, isee=2_500_001))
+    assert over.status_code == 422
+    assert over.mimetype == "application/problem+json"
+    problem = over.get_json()
+    assert "25.000,00 €" in problem["detail"] and "25.000,01 €" in problem["detail"]
+    assert problem["errors"]["isee"] == ["L'ISEE non può superare 25.000,00 € per questo fondo."]
+
+    missing = _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher(**b2, isee=None))
+    assert missing.status_code == 422
+    assert "richiede un ISEE valido" in missing.get_json()["detail"]
+    assert "ISEE obbligatorio" in missing.get_json()["errors"]["isee"][0]
+
+    at_cap = _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher(**b2, isee=2_500_000))
+    assert at_cap.status_code == 201, at_cap.get_json()
+    rows = vouchers_client.get("/api/vouchers/budgets?fund=fna-b2&period=2026-2027",
+                               headers=vouchers_auth()).get_json()
+    assert next(r for r in rows if r["comune"] == "songavazzo")["reserved"] == at_cap.get_json()["value"]
+
+    # fnps has no cap rule: a high ISEE, or none, is still served (with the highest co-payment).
+    for isee in (9_000_000, None):
+        created = _write(vouchers_client, operator, "/api/vouchers/vouchers", json=_voucher(isee=isee))
+        assert created.status_code == 201, created.get_json()

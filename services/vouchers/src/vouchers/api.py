@@ -14,7 +14,7 @@ from typing import Any
 from ambito_common import uploads
 from ambito_common.copayment import load_rules
 from ambito_common.db import db_session, utcnow
-from ambito_common.errors import Forbidden, InvalidInput, NotFound
+from ambito_common.errors import PROBLEM_JSON, DomainError, Forbidden, InvalidInput, NotFound
 from ambito_common.identity import AMBITO_ADMIN, COMUNE_OPERATOR, Identity, current_identity, require_roles
 from ambito_common.web import new_spec
 from ambito_common.web import problem_response as _problem
@@ -81,17 +81,28 @@ def _idempotent_write(action: Callable[[], tuple[int, dict[str, Any]]],  # type:
                       body: Any = None):
     """Run a write once per Idempotency-Key, in a retried transaction; answer with its result.
 
+    A refusal by the rules (``DomainError``) is remembered under the key as well, so a
+    replay gets the same problem+json; a system failure (5xx) is not.
+
     ``body`` is what identifies the request when its raw body cannot (a multipart upload).
     """
     key = idempotency.check_key(request.headers.get(idempotency.HEADER))
     if body is None:
         body = request.get_json(silent=True) if request.is_json else request.get_data(as_text=True)
     fingerprint = idempotency.request_hash(request.method, request.path, body)
-    session = db_session()
-    status, body = services.run_transaction(session, lambda: idempotency.once(
-        session, scope=_identity().subject, key=key, fingerprint=fingerprint, action=action))
+    session, scope = db_session(), _identity().subject
+    try:
+        status, body = services.run_transaction(session, lambda: idempotency.once(
+            session, scope=scope, key=key, fingerprint=fingerprint, action=action))
+    except idempotency.KeyReused:
+        raise
+    except DomainError as refusal:  # rolled back: remembered on its own, so a replay is refused alike
+        status, body = services.run_transaction(session, lambda error=refusal: idempotency.remember_refusal(
+            session, scope=scope, key=key, fingerprint=fingerprint, error=error))
     response = jsonify(body)
     response.status_code = status
+    if status >= 400:
+        response.mimetype = PROBLEM_JSON
     return response
 
 
@@ -508,7 +519,10 @@ AUTH_PROBLEMS = {"401": _problem("Token assente o non valido"),
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": True,
                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                    "description": ("Obbligatoria su ogni scrittura. Stessa chiave e stessa richiesta: "
-                                   "la prima risposta di nuovo; stessa chiave e richiesta diversa: 409.")}
+                                   "la prima risposta di nuovo, anche quando era un rifiuto per le "
+                                   "regole (4xx, ad es. 409 budget insufficiente, 422), con lo stesso "
+                                   "corpo problem+json; gli errori di sistema (5xx) non sono "
+                                   "memorizzati. Stessa chiave e richiesta diversa: 409.")}
 WRITE_PROBLEMS = {**AUTH_PROBLEMS,
                   "400": _problem("Intestazione Idempotency-Key mancante"),
                   "404": _problem("Fondo, periodo, budget o prenotazione inesistente"),

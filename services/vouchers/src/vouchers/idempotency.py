@@ -4,8 +4,13 @@ A client that did not hear the answer (timeout, dropped connection) sends the sa
 request with the same key and gets the first answer again, instead of reserving
 twice. The key is remembered per caller with a hash of the request (method, path,
 body): the same key with a different request is a 409. The answer is stored in the
-transaction that did the work, so either both are committed or neither is; a
-refused request (4xx) changed nothing and is not stored, so it may be retried.
+transaction that did the work, so either both are committed or neither is.
+
+A request the rules refuse (a ``DomainError`` raised by the work: 409 over budget,
+422 rule violation, 404...) is remembered too, in a transaction of its own after the
+work was rolled back: a replay gets the same refusal, never a late 201 for a request
+its caller already saw refused. Failures of the system (5xx, a database that kept
+asking to retry) are not remembered, so the same key may be sent again.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from .models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
+
+
+class KeyReused(Conflict):
+    """The key was already used for a different request (never remembered itself)."""
 
 
 class MissingKey(DomainError):
@@ -52,10 +61,30 @@ def once(session: Session, *, scope: str, key: str, fingerprint: str,
                                                          IdempotencyKey.key == key))
     if stored is not None:
         if stored.request_hash != fingerprint:
-            raise Conflict(f"La chiave {HEADER} è già stata usata per una richiesta diversa.")
+            raise KeyReused(f"La chiave {HEADER} è già stata usata per una richiesta diversa.")
         return stored.status_code, stored.response
     status, response = action()
     session.add(IdempotencyKey(scope=scope, key=key, request_hash=fingerprint, status_code=status,
                                response=response))
     session.flush()
     return status, response
+
+
+def problem_body(error: DomainError) -> dict[str, Any]:
+    """The problem+json body of a refusal, as the error handlers write it."""
+    body = {"type": "about:blank", "title": error.title, "status": error.status, "detail": error.detail,
+            **error.extra}
+    if error.errors:
+        body["errors"] = error.errors
+    return body
+
+
+def remember_refusal(session: Session, *, scope: str, key: str, fingerprint: str,
+                     error: DomainError) -> tuple[int, dict[str, Any]]:
+    """Store a refusal under ``key`` (the work was rolled back); the answer to give.
+
+    A concurrent request with the same key may have stored its answer meanwhile: that
+    first answer wins, as for any replay.
+    """
+    return once(session, scope=scope, key=key, fingerprint=fingerprint,
+                action=lambda: (error.status, problem_body(error)))

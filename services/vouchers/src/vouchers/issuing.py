@@ -62,6 +62,30 @@ def amount_for_hours(hours: int, tariff: int, copayment_hourly: int) -> int:
 
 NO_VALID_ISEE = 10**11  # cents: without a valid ISEE the maximum co-payment applies, and it ranks last
 
+ISEE_CAP_KEY = "isee_sociosanitario"  # the cap of the ISEE these vouchers carry (adults' socio-sanitario)
+
+
+def check_isee_cap(session: Session, *, fund_code: str, isee: int, on: dt.date) -> None:
+    """Refuse a voucher the fund may not pay: its ISEE cap rule in force on ``on``, if it has one.
+
+    A fund with a cap is reserved to families under it, so a request without a valid ISEE
+    cannot show it qualifies and is refused too; a fund without a cap rule (FNPS) takes any.
+    """
+    rule = services.find_rule_in_force(session, fund_code=fund_code, kind="isee_cap", on=on)
+    if rule is None or ISEE_CAP_KEY not in rule.params:
+        return
+    cap = int(rule.params[ISEE_CAP_KEY])
+    if isee == NO_VALID_ISEE:
+        raise InvalidInput(f"Il fondo {fund_code} richiede un ISEE valido, non superiore a "
+                           f"{services.format_eur(cap)}: indicare l'ISEE.",
+                           errors={"isee": [f"ISEE obbligatorio per questo fondo (massimo "
+                                            f"{services.format_eur(cap)})."]})
+    if isee > cap:
+        raise InvalidInput(f"ISEE di {services.format_eur(isee)} oltre il limite di "
+                           f"{services.format_eur(cap)} del fondo {fund_code}.",
+                           errors={"isee": [f"L'ISEE non può superare {services.format_eur(cap)} "
+                                            "per questo fondo."]})
+
 
 @dataclass(frozen=True)
 class VoucherRequest:
@@ -104,6 +128,7 @@ def issue_voucher(session: Session, request: VoucherRequest, *, actor: str, now:
         raise InvalidInput("Profilo non valido.", errors={"profile": ["ASA oppure OSS."]})
     if request.hours_per_week <= 0 or request.weeks <= 0 or request.isee < 0 or request.copayment_hourly < 0:
         raise InvalidInput("Ore, settimane, ISEE e compartecipazione devono essere positivi.")
+    check_isee_cap(session, fund_code=request.fund, isee=request.isee, on=now.date())
     tariff = hourly_tariff(session, fund_code=request.fund, provider=request.provider,
                            profile=request.profile, on=now.date())
     value = amount_for_hours(request.hours_per_week * request.weeks, tariff, request.copayment_hourly)

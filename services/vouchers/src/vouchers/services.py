@@ -4,9 +4,13 @@ Every function takes a session and plain values and raises ``DomainError``;
 callers commit (``run_transaction`` retries what the database asks to retry).
 
 How overspending is made impossible: every movement that touches a comune's
-money first locks that comune's budget row (``SELECT ... FOR UPDATE`` on
+money first locks that comune's budget row (``SELECT ... FOR NO KEY UPDATE`` on
 PostgreSQL; on SQLite every transaction is ``BEGIN IMMEDIATE``, which serialises
-writers), re-reads it, checks, and only then books. A reservation, post or void
+writers), re-reads it, checks, and only then books. NO KEY UPDATE, not FOR UPDATE:
+the foreign-key checks PostgreSQL runs while a budget is written take a KEY SHARE
+lock on its period, which FOR UPDATE on that period would block, a cycle (budget,
+then period, against period, then budget) that surfaced as deadlocks when
+re-allocations ran among reservations; no key of these rows ever changes. A reservation, post or void
 locks one budget row; operations that need more rows lock the periods first (in
 ascending id order), then their budgets (ascending id within a period), so two
 transactions never wait on each other in a cycle. Behind the locks, the CHECK
@@ -201,13 +205,19 @@ def add_rule(session: Session, *, fund_code: str, kind: str, params: Mapping[str
     return rule
 
 
-def rule_in_force(session: Session, *, fund_code: str, kind: str, on: dt.date) -> FundRule:
-    """The rule of ``kind`` valid on a day (the most recent one if validities overlap)."""
-    rule = session.scalar(
+def find_rule_in_force(session: Session, *, fund_code: str, kind: str, on: dt.date) -> FundRule | None:
+    """The rule of ``kind`` valid on a day (the most recent one if validities overlap), if any:
+    for the rules a fund may not have (an ISEE cap)."""
+    return session.scalar(
         select(FundRule).join(Fund).where(
             Fund.code == fund_code, FundRule.kind == kind, FundRule.valid_from <= on,
             (FundRule.valid_to.is_(None)) | (FundRule.valid_to >= on))
         .order_by(FundRule.valid_from.desc()).limit(1))
+
+
+def rule_in_force(session: Session, *, fund_code: str, kind: str, on: dt.date) -> FundRule:
+    """The rule of ``kind`` valid on a day, which the fund must have (a tariff)."""
+    rule = find_rule_in_force(session, fund_code=fund_code, kind=kind, on=on)
     if rule is None:
         raise NotFound(f"Nessuna regola «{kind}» del fondo {fund_code} in vigore il {on:%d/%m/%Y}.")
     return rule
@@ -461,7 +471,8 @@ def reserve(session: Session, *, fund_code: str, period_code: str, comune: str, 
             reference: str, actor: str, expires_at: dt.datetime | None = None) -> Reservation:
     """Set money aside on a comune's budget, or raise ``OverBudget`` naming what is available."""
     _positive(amount)
-    budget = session.scalar(_budget_query(fund_code, period_code, comune).with_for_update(of=Budget)
+    budget = session.scalar(_budget_query(fund_code, period_code, comune)
+                            .with_for_update(of=Budget, key_share=True)
                             .execution_options(populate_existing=True))
     if budget is None:
         raise NotFound(f"Nessun budget per {comune} sul fondo {fund_code}, periodo {period_code}.")
@@ -653,7 +664,7 @@ def report_to_intake(session: Session, vouchers: Iterable[Voucher]) -> None:
 def _lock_periods(session: Session, ids: Iterable[int]) -> Sequence[Period]:
     wanted = sorted(set(ids))
     rows = session.scalars(select(Period).where(Period.id.in_(wanted)).order_by(Period.id)
-                           .with_for_update().execution_options(populate_existing=True)).all()
+                           .with_for_update(key_share=True).execution_options(populate_existing=True)).all()
     if len(rows) != len(wanted):
         raise NotFound("Periodo inesistente.")
     return rows
@@ -662,7 +673,7 @@ def _lock_periods(session: Session, ids: Iterable[int]) -> Sequence[Period]:
 def _lock_budgets(session: Session, ids: Iterable[int]) -> Sequence[Budget]:
     """Lock budget rows in ascending id order and read them as committed."""
     return session.scalars(select(Budget).where(Budget.id.in_(sorted(set(ids)))).order_by(Budget.id)
-                           .with_for_update().execution_options(populate_existing=True)).all()
+                           .with_for_update(key_share=True).execution_options(populate_existing=True)).all()
 
 
 def _ensure_budgets(session: Session, period: Period, comuni: Iterable[str]) -> dict[str, Budget]:
