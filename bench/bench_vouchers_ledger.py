@@ -6,8 +6,9 @@ Three ways to write one reservation, each its own committed transaction:
   no ledger) on the same database;
 * service: ``services.reserve`` in ``run_transaction`` (budget row lock, check,
   reservation row, a balanced journal with two entries, budget totals);
-* http: ``POST /api/vouchers/reservations`` through the Flask test client (token
-  verification, validation, Idempotency-Key lookup and storage, then the service).
+* http: ``POST /api/vouchers/reservations`` over a real socket to the vouchers app served by
+  a threaded WSGI server in this process (HTTP parsing, token verification, validation,
+  Idempotency-Key lookup and storage, then the service), one kept-alive connection per thread.
 
 Each runs with several threads (own session each) under low contention (every
 thread on a different comune) and with one hot budget (every thread on the same
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import requests
 from ambito_common.db import session_scope
 from ambito_common.identity import Identity, TokenIssuer, ensure_keypair
 from ambito_common.testing import REPO_ROOT, fresh_postgres_database
@@ -40,6 +42,7 @@ from vouchers.app import create_app
 from vouchers.reference_data import current_period, load_demo_data
 from vouchers.runtime import Runtime
 from vouchers.settings import Settings
+from werkzeug.serving import make_server
 
 DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
 FUND = "fna-b2"
@@ -82,7 +85,9 @@ class Bench:
     def __init__(self, runtime: Runtime, issuer: TokenIssuer, period: str) -> None:
         self.runtime, self.period = runtime, period
         self.factory = runtime.session_factory
-        self.app = create_app(runtime=runtime)
+        self.server = make_server("127.0.0.1", 0, create_app(runtime=runtime), threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api/vouchers/reservations"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
         token = issuer.issue(Identity(subject="bench", username="bench", roles=("ambito_admin",)))
         self.headers = {"Authorization": f"Bearer {token}"}
         with session_scope(self.factory) as session:
@@ -122,17 +127,17 @@ class Bench:
 
     def http(self, comune_of: Callable[[int], str]) -> Callable[[int], tuple[Op, Callable[[], None]]]:
         def make(t: int) -> tuple[Op, Callable[[], None]]:
-            client = self.app.test_client()
+            client = requests.Session()
 
             def op(i: int) -> None:
-                response = client.post("/api/vouchers/reservations", headers={
+                response = client.post(self.url, timeout=30, headers={
                     **self.headers, "Idempotency-Key": uuid.uuid4().hex}, json={
                     "fund": FUND, "period": self.period, "comune": comune_of(t), "amount": 1,
                     "reference": f"bench {t}/{i}"})
                 if response.status_code != 201:
-                    raise RuntimeError(response.get_data(as_text=True))
+                    raise RuntimeError(response.text)
 
-            return op, lambda: None
+            return op, client.close
 
         return make
 
@@ -172,6 +177,7 @@ def run_backend(backend: str, ops: int, threads: int, rounds: int) -> None:
                     best[kind] = max(best[kind], rate)
             print(f"{name:<16}{best['baseline']:>12.0f}{best['service']:>12.0f}{best['http']:>10.0f}"
                   f"{best['baseline'] / best['service']:>13.1f}x{best['baseline'] / best['http']:>10.1f}x")
+        bench.server.shutdown()
         runtime.session_factory.kw["bind"].dispose()
 
 
