@@ -22,6 +22,8 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from stdnum import luhn
 from werkzeug.datastructures import MultiDict
 
+from tests.journey import sad_request
+
 DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
 SEED_CALL = "pdz-2025-2027"
 DEMO_CALL = "pdz-demo"
@@ -208,21 +210,8 @@ def intake_worker(intake_runtime: Runtime, intake_env: dict[str, str],
 
 def _sad_payload(**overrides: Any) -> dict[str, Any]:
     """A valid SAD request for a beneficiary of Schilpario; ``overrides`` replace top-level parts."""
-    payload: dict[str, Any] = {
-        "applicant": {"first_name": "Luigi", "last_name": "Verdi", "tax_code": "VRDLGU70M01C800H",
-                      "email": "luigi.verdi@example.it", "phone": "333 7654321", "relation": "family"},
-        "beneficiary": {"first_name": "Giovanna", "last_name": "Berti", "tax_code": "BRTGNN40A41C800C",
-                        "birth_date": "1940-01-01", "comune": "schilpario", "address": "Via Manzoni 3",
-                        "phone": "0346 55001"},
-        "condition": {"category": "elderly", "invalidity_percent": 100, "law104_severe": True,
-                      "attendance_allowance": True},
-        "isee": {"value_cents": 950000, "dsu_protocol": "INPS-ISEE-2026-012345678-00",
-                 "expires_on": f"{dt.date.today().year + 1}-01-15"},
-        "needs": ["personal_care", "meals"],
-        "current_services": "Pasti a domicilio",
-        "preferred_provider": "coop-sociale-scalve",
-        "self_declaration": True, "health_data_consent": True,
-    }
+    payload = sad_request()
+    payload["beneficiary"]["comune"] = "schilpario"
     payload.update(overrides)
     return payload
 
