@@ -12,14 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ambito_common.identity import COMUNE_OPERATOR, PROTOCOL_OFFICER, Identity, TokenIssuer, ensure_keypair
-from ambito_common.testing import REPO_ROOT
+from ambito_common.testing import REPO_ROOT, SHARED_DIR
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,11 +36,14 @@ from documents.runtime import Runtime, worker_runtime
 from documents.settings import Settings
 from flask import Flask
 from flask.testing import FlaskClient
+from lxml import etree
 from sqlalchemy import select
 
 DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
 ORGANISATION = "Ambito Territoriale Sociale Valle Seriana Superiore e Valle di Scalve"
 CALLBACK = "intake.package_status"
+PEC_FROM = "ambito.istanze@pec.example.it"
+PEC_XSD = SHARED_DIR / "standards" / "agid-protocollo" / "pec_message.xsd"
 
 
 def _payload(tracking: str = "K7P2M9QX", number: str = "0000001") -> dict[str, Any]:
@@ -242,3 +249,76 @@ def documents_delivered(documents_build: Callable[..., str]) -> str:
     package_id = documents_build()
     assert tasks.deliver_package.run(package_id=package_id) == "delivered"
     return package_id
+
+
+@pytest.fixture
+def documents_browser(documents_client: FlaskClient, documents_officer_token: str) -> FlaskClient:
+    """The test client carrying the officer's identity cookie, as the gateway sets it."""
+    documents_client.set_cookie("ambito_identity", documents_officer_token)
+    return documents_client
+
+
+def page_text(response: Any) -> str:
+    """A page's HTML with entities decoded, as a person reads it."""
+    return unescape(response.get_data(as_text=True))
+
+
+def form_csrf(html: str) -> str:
+    """The CSRF token of the (first) form on a page."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
+
+
+def pec_receipt(kind: str, message_id: str, *, daticert: bool = True, header: bool = True,
+                error: str = "nessuno") -> bytes:
+    """A PEC receipt as a provider sends it (headers, text, daticert.xml)."""
+    receipt = EmailMessage(policy=SMTP_POLICY)
+    receipt["From"] = "posta-certificata@pec.provider.example.it"
+    receipt["To"] = PEC_FROM
+    receipt["Subject"] = f"{kind.upper()}: Manifestazione di interesse"
+    receipt["X-Ricevuta"] = kind
+    if header:
+        receipt["X-Riferimento-Message-ID"] = message_id
+    receipt.set_content(f"Ricevuta di {kind}")
+    if daticert:
+        xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<postacert tipo="{kind}" errore="{error}">
+  <intestazione><mittente>{PEC_FROM}</mittente>
+    <destinatari tipo="certificato">protocollo@pec.comune.clusone.bg.it</destinatari>
+    <risposte>{PEC_FROM}</risposte><oggetto>Manifestazione di interesse</oggetto></intestazione>
+  <dati><gestore-emittente>Provider PEC di prova</gestore-emittente>
+    <data zona="+0100"><giorno>21/11/2026</giorno><ora>10:16:00</ora></data>
+    <identificativo>opec-1234@pec.provider.example.it</identificativo>
+    <msgid>{message_id.replace("<", "&lt;").replace(">", "&gt;")}</msgid>
+    <ricevuta tipo="completa"/><consegna>protocollo@pec.comune.clusone.bg.it</consegna>
+    {"<errore-esteso>5.1.1 casella inesistente</errore-esteso>" if error != "nessuno" else ""}
+  </dati>
+</postacert>""".encode()
+        receipt.add_attachment(xml, maintype="application", subtype="xml", filename="daticert.xml")
+    return receipt.as_bytes()
+
+
+def _identificatore(register: str, number: str, date: str) -> str:
+    return (f"<pec:Identificatore><prot:CodiceAmministrazione>c_c800</prot:CodiceAmministrazione>"
+            f"<prot:CodiceAOO>AOO_DEMO_CLUSONE</prot:CodiceAOO><prot:CodiceRegistro>{register}</prot:CodiceRegistro>"
+            f"<prot:NumeroRegistrazione>{number}</prot:NumeroRegistrazione>"
+            f"<prot:DataRegistrazione>{date}</prot:DataRegistrazione></pec:Identificatore>")
+
+
+def agid_reply(root: str, ours_number: str = "0000001", *, theirs: str = "0012345",
+               register: str = "PROT_GENERALE", motivo: str | None = None) -> bytes:
+    """An AgID reply of the recipient's protocol (``ConfermaRicezione``, ``NotificaEccezione``)
+    naming our registration ``ours_number`` of today; a Conferma carries theirs, ``theirs``."""
+    today = dt.date.today().isoformat()
+    ours = _identificatore("ISTANZE_ONLINE", ours_number, today)
+    head = "" if root == "NotificaEccezione" else _identificatore(register, theirs, today)
+    tail = f"<pec:Motivo>{motivo}</pec:Motivo>" if motivo else ""
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><pec:{root} '
+           f'xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
+           f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
+           f"{head}<pec:MessaggioRicevuto>{ours}</pec:MessaggioRicevuto>{tail}</pec:{root}>").encode()
+    # The replies used here are valid against AgID's own schema.
+    schema = etree.XMLSchema(etree.parse(str(PEC_XSD)))
+    assert schema.validate(etree.fromstring(xml)), schema.error_log
+    return xml

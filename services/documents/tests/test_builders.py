@@ -443,9 +443,16 @@ def test_sealing_keeps_producer_and_xmp_aligned(builders_pdf: bytes, builders_se
 
 def test_sealer_from_pem_matches_pkcs12(builders_pki, builders_pdf: bytes) -> None:
     sealer = PadesSealer.from_pem(builders_pki.seal_key, builders_pki.seal_cert, [builders_pki.ca_cert])
+    from_p12 = PadesSealer.from_pkcs12(builders_pki.seal_p12, P12_PASSWORD)
+    assert sealer.identity.cert == from_p12.identity.cert
+    public_numbers = [s.identity.key.public_key().public_numbers() for s in (sealer, from_p12)]
+    assert public_numbers[0] == public_numbers[1]
+    assert "" not in sealer._reserved
     sealed = sealer.seal(builders_pdf, reason="Prova", location="Clusone")
+    learned = sealer._reserved[""]
     # Second seal reuses the learned /Contents size instead of a dry-run estimate.
     sealed_again = sealer.seal(builders_pdf, reason="Prova", location="Clusone")
+    assert sealer._reserved[""] == learned
     for document in (sealed, sealed_again):
         assert verify_seal(document, [builders_pki.ca_cert]).ok
 

@@ -16,7 +16,7 @@ import pytest
 from documents import tasks
 from documents.services import get_package
 
-from .conftest import server_tls_context
+from .conftest import agid_reply, pec_receipt, server_tls_context
 
 USER, PASSWORD = "ambito", 'segreto "imap"'
 CALLBACK = "intake.package_status"
@@ -110,33 +110,12 @@ def documents_environ(documents_environ: dict[str, str], documents_imap: _ImapSe
     return {**documents_environ, "DOCUMENTS_PEC_IMAP_URL": url}
 
 
-def _receipt(kind: str, message_id: str) -> bytes:
-    receipt = EmailMessage(policy=SMTP_POLICY)
-    receipt["From"] = "posta-certificata@pec.provider.example.it"
-    receipt["Subject"] = f"CONSEGNA: {message_id}"
-    receipt["X-Ricevuta"] = kind
-    receipt["X-Riferimento-Message-ID"] = message_id
-    receipt.set_content("Ricevuta")
-    return receipt.as_bytes()
-
-
-def _identificatore(register: str, value: str) -> str:
-    today = dt.date.today().isoformat()
-    return (f"<pec:Identificatore><prot:CodiceAmministrazione>c_c800</prot:CodiceAmministrazione>"
-            f"<prot:CodiceAOO>AOO_DEMO_CLUSONE</prot:CodiceAOO><prot:CodiceRegistro>{register}"
-            f"</prot:CodiceRegistro><prot:NumeroRegistrazione>{value}</prot:NumeroRegistrazione>"
-            f"<prot:DataRegistrazione>{today}</prot:DataRegistrazione></pec:Identificatore>")
-
-
-def _agid_by_pec(root: str, inner: str, filename: str) -> bytes:
+def _by_pec(xml: bytes, filename: str) -> bytes:
     """An AgID reply sent by the recipient's protocol, wrapped by its PEC provider."""
-    xml = (f'<?xml version="1.0"?><pec:{root} xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
-           f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
-           f"{inner}</pec:{root}>")
     original = EmailMessage(policy=SMTP_POLICY)
     original["Subject"] = filename
     original.set_content("Risposta del protocollo")
-    original.add_attachment(xml.encode(), maintype="application", subtype="xml", filename=filename)
+    original.add_attachment(xml, maintype="application", subtype="xml", filename=filename)
     envelope = EmailMessage(policy=SMTP_POLICY)
     envelope["Subject"] = f"POSTA CERTIFICATA: {filename}"
     envelope["X-Trasporto"] = "posta-certificata"
@@ -145,17 +124,12 @@ def _agid_by_pec(root: str, inner: str, filename: str) -> bytes:
     return envelope.as_bytes()
 
 
-def _ours() -> str:
-    return f"<pec:MessaggioRicevuto>{_identificatore('ISTANZE_ONLINE', '0000001')}</pec:MessaggioRicevuto>"
-
-
 def _conferma_by_pec(number: str) -> bytes:
-    theirs = _identificatore("PROT_GENERALE", number)
-    return _agid_by_pec("ConfermaRicezione", theirs + _ours(), "Conferma.xml")
+    return _by_pec(agid_reply("ConfermaRicezione", theirs=number), "Conferma.xml")
 
 
 def _eccezione_by_pec(motivo: str) -> bytes:
-    return _agid_by_pec("NotificaEccezione", f"{_ours()}<pec:Motivo>{motivo}</pec:Motivo>", "Eccezione.xml")
+    return _by_pec(agid_reply("NotificaEccezione", motivo=motivo), "Eccezione.xml")
 
 
 def test_the_poller_applies_replies_from_the_pec_mailbox(documents_imap, documents_build, documents_runtime,
@@ -167,7 +141,7 @@ def test_the_poller_applies_replies_from_the_pec_mailbox(documents_imap, documen
 
     documents_imap.messages += [
         (b"From: someone@example.it\r\nSubject: pubblicita\r\n\r\nnot a reply\r\n", set()),
-        (_receipt("accettazione", message_id), set()),
+        (pec_receipt("accettazione", message_id), set()),
         (_conferma_by_pec("0077001"), set()),
     ]
 

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from html import unescape
 from zoneinfo import ZoneInfo
 
-import pytest
 from documents import tasks
 from documents.services import get_package
 
+from .conftest import form_csrf, page_text
+
 ROME = ZoneInfo("Europe/Rome")
 CALLBACK = "intake.package_status"
-
-
-@pytest.fixture
-def documents_browser(documents_client, documents_officer_token):  # type: ignore[no-untyped-def]
-    """The test client carrying the officer's identity cookie, as the gateway sets it."""
-    documents_client.set_cookie("ambito_identity", documents_officer_token)
-    return documents_client
-
-
-def _text(response) -> str:  # type: ignore[no-untyped-def]
-    return unescape(response.get_data(as_text=True))
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def test_a_person_without_a_token_is_sent_to_log_in(documents_client) -> None:
@@ -48,7 +33,7 @@ def test_inbox_lists_delivered_packages_in_italian(documents_browser, documents_
                                                    documents_runtime) -> None:
     response = documents_browser.get("/protocollo/")
     assert response.status_code == 200
-    html = _text(response)
+    html = page_text(response)
     with documents_runtime.session_factory() as session:
         delivered_at = get_package(session, documents_delivered).delivered_at
     assert delivered_at.astimezone(ROME).strftime("%d/%m/%Y %H:%M") in html
@@ -63,16 +48,16 @@ def test_inbox_lists_delivered_packages_in_italian(documents_browser, documents_
 def test_inbox_filter_by_status_works_without_javascript(documents_browser, documents_delivered,
                                                          documents_build, documents_payload) -> None:
     in_transit = documents_build(2, documents_payload(tracking="Q4W8E2RT", number="0000002"))
-    html = _text(documents_browser.get("/protocollo/"))
+    html = page_text(documents_browser.get("/protocollo/"))
     assert documents_delivered in html
     assert in_transit not in html  # not yet delivered to the inbox
 
-    html = _text(documents_browser.get("/protocollo/?status=registered"))
+    html = page_text(documents_browser.get("/protocollo/?status=registered"))
     assert documents_delivered not in html
     assert "Nessun pacchetto in questo stato." in html
     assert '<option value="registered" selected>' in html
 
-    html = _text(documents_browser.get("/protocollo/?status=delivered"))
+    html = page_text(documents_browser.get("/protocollo/?status=delivered"))
     assert documents_delivered in html
 
     assert documents_browser.get("/protocollo/?status=archiviato").status_code == 422
@@ -82,7 +67,7 @@ def test_detail_shows_files_hashes_seal_and_timeline(documents_browser, document
                                                      documents_runtime) -> None:
     response = documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}")
     assert response.status_code == 200
-    html = _text(response)
+    html = page_text(response)
     with documents_runtime.session_factory() as session:
         package = get_package(session, documents_delivered)
     for file in package.files:
@@ -111,7 +96,7 @@ def test_a_tampered_primary_document_shows_an_invalid_seal(documents_browser, do
     data = bytearray(path.read_bytes())
     data[200] ^= 0x01
     path.write_bytes(bytes(data))
-    html = _text(documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}"))
+    html = page_text(documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}"))
     assert "Sigillo non valido" in html and "alert-danger" in html
     assert "Sigillo valido" not in html
 
@@ -121,19 +106,19 @@ def test_registration_form_records_the_number(documents_browser, documents_deliv
     page = documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}")
     today = dt.datetime.now(ROME).date()
     response = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/registrazione", data={
-        "csrf_token": _csrf(_text(page)), "number": "0012345", "date": today.isoformat()})
+        "csrf_token": form_csrf(page_text(page)), "number": "0012345", "date": today.isoformat()})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/protocollo/pacchetti/{documents_delivered}"
 
-    html = _text(documents_browser.get(response.headers["Location"]))
+    html = page_text(documents_browser.get(response.headers["Location"]))
     assert "Numero di protocollo registrato." in html
     assert f"0012345</strong> del {today:%d/%m/%Y}" in html
     assert "registrato da Paola Bianchi (protocollo.clusone)" in html
     assert 'action="/protocollo/pacchetti/' not in html  # the form is gone once registered
     # The confirmation is shown once.
-    assert "Numero di protocollo registrato." not in _text(
+    assert "Numero di protocollo registrato." not in page_text(
         documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}"))
-    assert "protocollato" in _text(documents_browser.get("/protocollo/?status=registered"))
+    assert "protocollato" in page_text(documents_browser.get("/protocollo/?status=registered"))
     assert documents_outbox()[-1] == (CALLBACK, {
         "source_ref": "application:1", "package_id": documents_delivered, "status": "registered",
         "protocol": {"number": "0012345", "date": today.isoformat()}})
@@ -143,9 +128,9 @@ def test_registration_form_shows_errors_per_field(documents_browser, documents_d
                                                   documents_runtime) -> None:
     page = documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}")
     response = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/registrazione", data={
-        "csrf_token": _csrf(_text(page)), "number": "", "date": "2999-12-31"})
+        "csrf_token": form_csrf(page_text(page)), "number": "", "date": "2999-12-31"})
     assert response.status_code == 422
-    html = _text(response)
+    html = page_text(response)
     assert re.search(r'<div id="f-number-error" class="invalid-feedback">\s*<span class="d-block">'
                      r'Campo obbligatorio.</span>', html)
     assert re.search(r'<div id="f-date-error" class="invalid-feedback">\s*<span class="d-block">'
@@ -173,15 +158,15 @@ def test_registration_form_reports_a_conflicting_number(documents_browser, docum
     documents_client.post(f"/api/documents/packages/{documents_delivered}/registration",
                           json={"number": "111", "date": today}, headers=documents_officer)
     response = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/registrazione", data={
-        "csrf_token": _csrf(_text(page)), "number": "222", "date": today})
+        "csrf_token": form_csrf(page_text(page)), "number": "222", "date": today})
     assert response.status_code == 409
-    assert "già protocollato con il numero 111" in _text(response)
+    assert "già protocollato con il numero 111" in page_text(response)
 
 
 def test_a_package_in_transit_has_no_registration_form(documents_browser, documents_build) -> None:
     package_id = documents_build()
-    html = _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
+    html = page_text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
     assert "in consegna" in html
     assert "Registra protocollo" not in html
     tasks.deliver_package.run(package_id=package_id)
-    assert "Registra protocollo" in _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
+    assert "Registra protocollo" in page_text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from html import unescape
 from io import BytesIO
 
 import pytest
@@ -13,21 +11,9 @@ from ambito_common.testing import free_port
 from documents import tasks
 from documents.services import get_package
 
+from .conftest import agid_reply, form_csrf, page_text
+
 CALLBACK = "intake.package_status"
-
-
-@pytest.fixture
-def documents_browser(documents_client, documents_officer_token):  # type: ignore[no-untyped-def]
-    documents_client.set_cookie("ambito_identity", documents_officer_token)
-    return documents_client
-
-
-def _text(response) -> str:  # type: ignore[no-untyped-def]
-    return unescape(response.get_data(as_text=True))
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def test_search_by_tracking_code_sender_or_subject(documents_browser, documents_delivered, documents_build,
@@ -43,7 +29,7 @@ def test_search_by_tracking_code_sender_or_subject(documents_browser, documents_
     tasks.deliver_package.run(package_id=other)
 
     def found(query: str) -> set[str]:
-        html = _text(documents_browser.get("/protocollo/", query_string={"q": query}))
+        html = page_text(documents_browser.get("/protocollo/", query_string={"q": query}))
         return {package for package in (documents_delivered, other) if package in html}
 
     assert found("Q4W8E2RT") == {other}  # tracking code (the primary document's name)
@@ -53,24 +39,24 @@ def test_search_by_tracking_code_sender_or_subject(documents_browser, documents_
     assert found("Àncora") == {documents_delivered}  # the first one's sender and subject
     assert found("interesse") == {documents_delivered, other}
     assert found("Faro fragili") == {other} and found("Faro Àncora") == set()  # every word must match
-    html = _text(documents_browser.get("/protocollo/?q=Q4W8E2RT"))
+    html = page_text(documents_browser.get("/protocollo/?q=Q4W8E2RT"))
     assert 'value="Q4W8E2RT"' in html and '<label for="cerca"' in html
-    assert "Nessun pacchetto" in _text(documents_browser.get("/protocollo/?q=inesistente"))
+    assert "Nessun pacchetto" in page_text(documents_browser.get("/protocollo/?q=inesistente"))
 
 
 def test_reject_with_a_reason(documents_browser, documents_delivered, documents_runtime,
                               documents_outbox) -> None:
-    page = _text(documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}"))
+    page = page_text(documents_browser.get(f"/protocollo/pacchetti/{documents_delivered}"))
     assert "Respingi" in page
     empty = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/rifiuto",
-                                   data={"csrf_token": _csrf(page), "reason": "  "})
-    assert empty.status_code == 422 and "Campo obbligatorio." in _text(empty)
+                                   data={"csrf_token": form_csrf(page), "reason": "  "})
+    assert empty.status_code == 422 and "Campo obbligatorio." in page_text(empty)
 
     before = documents_outbox()
     response = documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/rifiuto",
-                                      data={"csrf_token": _csrf(page), "reason": "Documento illeggibile"})
+                                      data={"csrf_token": form_csrf(page), "reason": "Documento illeggibile"})
     assert response.status_code == 303
-    html = _text(documents_browser.get(response.headers["Location"]))
+    html = page_text(documents_browser.get(response.headers["Location"]))
     assert "Pacchetto respinto." in html and "respinto" in html and "Documento illeggibile" in html
     assert "Registra protocollo" not in html
     with documents_runtime.session_factory() as session:
@@ -81,39 +67,27 @@ def test_reject_with_a_reason(documents_browser, documents_delivered, documents_
                            "rejection": {"code": None, "reason": "Documento illeggibile"}})
     assert documents_outbox()[len(before):] == [rejected]
     documents_browser.post(f"/protocollo/pacchetti/{documents_delivered}/rifiuto",
-                           data={"csrf_token": _csrf(page), "reason": "Documento  illeggibile"})
+                           data={"csrf_token": form_csrf(page), "reason": "Documento  illeggibile"})
     with documents_runtime.session_factory() as session:
         assert [e.event for e in get_package(session, documents_delivered).events].count("rejected") == 1
 
 
 def test_upload_a_conferma_from_the_page(documents_browser, documents_delivered, documents_runtime) -> None:
-    today = dt.date.today().isoformat()
-
-    def identificatore(register: str, number: str) -> str:
-        return (f"<pec:Identificatore><prot:CodiceAmministrazione>c_c800</prot:CodiceAmministrazione>"
-                f"<prot:CodiceAOO>AOO_DEMO_CLUSONE</prot:CodiceAOO><prot:CodiceRegistro>{register}"
-                f"</prot:CodiceRegistro><prot:NumeroRegistrazione>{number}</prot:NumeroRegistrazione>"
-                f"<prot:DataRegistrazione>{today}</prot:DataRegistrazione></pec:Identificatore>")
-
-    conferma = (f'<pec:ConfermaRicezione xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
-                f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
-                f"{identificatore('PROT', '0000777')}<pec:MessaggioRicevuto>"
-                f"{identificatore('ISTANZE_ONLINE', '0000001')}</pec:MessaggioRicevuto>"
-                f"</pec:ConfermaRicezione>").encode()
-    inbox = _text(documents_browser.get("/protocollo/"))
+    conferma = agid_reply("ConfermaRicezione", theirs="0000777", register="PROT")
+    inbox = page_text(documents_browser.get("/protocollo/"))
     assert 'enctype="multipart/form-data"' in inbox
 
     bad = documents_browser.post("/protocollo/risposte", data={
-        "csrf_token": _csrf(inbox), "reply": (BytesIO(b"<nonsense/>"), "Conferma.xml")},
+        "csrf_token": form_csrf(inbox), "reply": (BytesIO(b"<nonsense/>"), "Conferma.xml")},
         content_type="multipart/form-data")
-    assert bad.status_code == 422 and "non è leggibile" in _text(bad)
+    assert bad.status_code == 422 and "non è leggibile" in page_text(bad)
 
     response = documents_browser.post("/protocollo/risposte", data={
-        "csrf_token": _csrf(inbox), "reply": (BytesIO(conferma), "Conferma.xml")},
+        "csrf_token": form_csrf(inbox), "reply": (BytesIO(conferma), "Conferma.xml")},
         content_type="multipart/form-data")
     assert response.status_code == 303
     assert response.headers["Location"] == f"/protocollo/pacchetti/{documents_delivered}"
-    html = _text(documents_browser.get(response.headers["Location"]))
+    html = page_text(documents_browser.get(response.headers["Location"]))
     assert "Risposta registrata" in html and "0000777" in html
     assert "Conferma di protocollazione (Conferma.xml)" in html and "caricata a mano" in html
     link = re.search(r'href="(/protocollo/pacchetti/[^"]+/risposte/\d+)"', html).group(1)
@@ -127,7 +101,7 @@ def test_upload_a_conferma_from_the_page(documents_browser, documents_delivered,
 def test_certificates_page_is_public(documents_client, documents_runtime) -> None:
     response = documents_client.get("/protocollo/certificati")
     assert response.status_code == 200
-    html = _text(response)
+    html = page_text(response)
     assert 'href="/api/documents/certificates/seal.pem"' in html
     assert 'href="/api/documents/certificates/ca.pem"' in html
     assert "sigillo elettronico (TEST)" in html
@@ -147,16 +121,16 @@ class TestFailedDeliveries:
         with pytest.raises(OSError):
             tasks.deliver_package.run(package_id=package_id)
 
-        html = _text(documents_browser.get("/protocollo/?status=failed"))
+        html = page_text(documents_browser.get("/protocollo/?status=failed"))
         assert package_id in html
-        assert package_id in _text(documents_browser.get("/protocollo/"))
-        page = _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
+        assert package_id in page_text(documents_browser.get("/protocollo/"))
+        page = page_text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
         assert "Consegna non riuscita" in page and "Riprova ora" in page
 
         response = documents_browser.post(f"/protocollo/pacchetti/{package_id}/consegna",
-                                          data={"csrf_token": _csrf(page)})
+                                          data={"csrf_token": form_csrf(page)})
         assert response.status_code == 303
-        notice = _text(documents_browser.get(response.headers["Location"]))
+        notice = page_text(documents_browser.get(response.headers["Location"]))
         assert "Nuovo tentativo di consegna avviato" in notice
         assert documents_outbox()[-1] == ("documents.deliver_package", {"package_id": package_id})
 
@@ -167,7 +141,7 @@ class TestFailedDeliveries:
         payload["meta"]["recipient"]["pec_max_bytes"] = 10_000
         package_id = documents_build(payload=payload)
         assert tasks.deliver_package.run(package_id=package_id) == "built"
-        page = _text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
+        page = page_text(documents_browser.get(f"/protocollo/pacchetti/{package_id}"))
         assert "supera il limite di 10,0 kB della casella del destinatario" in page
         assert 'role="alert"' in page
         # The package is sealed: a new attempt would be refused for the same size, so no
@@ -177,7 +151,7 @@ class TestFailedDeliveries:
         # Posting the retry anyway (a stale page, the API) is refused with the reason, queueing nothing.
         queued = documents_outbox()
         response = documents_browser.post(f"/protocollo/pacchetti/{package_id}/consegna",
-                                          data={"csrf_token": _csrf(page)})
+                                          data={"csrf_token": form_csrf(page)})
         assert response.status_code == 409
-        assert "Un nuovo tentativo non può riuscire" in _text(response)
+        assert "Un nuovo tentativo non può riuscire" in page_text(response)
         assert documents_outbox() == queued

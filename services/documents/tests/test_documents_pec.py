@@ -12,8 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
@@ -21,24 +19,21 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from ambito_common.testing import SHARED_DIR, free_port
+from ambito_common.testing import free_port
 from celery import signals
 from celery.exceptions import Retry
 from documents import tasks
 from documents.models import PackageReply
 from documents.services import get_package
-from lxml import etree
 from sqlalchemy import func, select
 
-from .conftest import server_tls_context
+from .conftest import PEC_FROM, agid_reply, pec_receipt, server_tls_context
 
 # With implicit TLS the whole connection is encrypted, but aiosmtpd cannot tell and warns.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
 CALLBACK = "intake.package_status"
-PEC_FROM = "ambito.istanze@pec.example.it"
 USER, PASSWORD = "ambito", "segreto smtp"
-PEC_XSD = SHARED_DIR / "standards" / "agid-protocollo" / "pec_message.xsd"
 
 
 class _Mailbox:
@@ -138,59 +133,6 @@ def _package(runtime, package_id: str):  # type: ignore[no-untyped-def]
         return get_package(session, package_id)
 
 
-def _receipt(kind: str, message_id: str, *, daticert: bool = True, header: bool = True,
-             error: str = "nessuno") -> bytes:
-    """A PEC receipt as a provider sends it (headers, text, daticert.xml)."""
-    receipt = EmailMessage(policy=SMTP_POLICY)
-    receipt["From"] = "posta-certificata@pec.provider.example.it"
-    receipt["To"] = PEC_FROM
-    receipt["Subject"] = f"{kind.upper()}: Manifestazione di interesse"
-    receipt["X-Ricevuta"] = kind
-    if header:
-        receipt["X-Riferimento-Message-ID"] = message_id
-    receipt.set_content(f"Ricevuta di {kind}")
-    if daticert:
-        xml = f"""<?xml version="1.0" encoding="UTF-8"?>
-<postacert tipo="{kind}" errore="{error}">
-  <intestazione><mittente>{PEC_FROM}</mittente>
-    <destinatari tipo="certificato">protocollo@pec.comune.clusone.bg.it</destinatari>
-    <risposte>{PEC_FROM}</risposte><oggetto>Manifestazione di interesse</oggetto></intestazione>
-  <dati><gestore-emittente>Provider PEC di prova</gestore-emittente>
-    <data zona="+0100"><giorno>21/11/2026</giorno><ora>10:16:00</ora></data>
-    <identificativo>opec-1234@pec.provider.example.it</identificativo>
-    <msgid>{message_id.replace("<", "&lt;").replace(">", "&gt;")}</msgid>
-    <ricevuta tipo="completa"/><consegna>protocollo@pec.comune.clusone.bg.it</consegna>
-    {"<errore-esteso>5.1.1 casella inesistente</errore-esteso>" if error != "nessuno" else ""}
-  </dati>
-</postacert>""".encode()
-        receipt.add_attachment(xml, maintype="application", subtype="xml", filename="daticert.xml")
-    return receipt.as_bytes()
-
-
-def _identificatore(register: str, number: str, date: str, ipa: str, aoo: str) -> str:
-    return (f"<pec:Identificatore><prot:CodiceAmministrazione>{ipa}</prot:CodiceAmministrazione>"
-            f"<prot:CodiceAOO>{aoo}</prot:CodiceAOO><prot:CodiceRegistro>{register}</prot:CodiceRegistro>"
-            f"<prot:NumeroRegistrazione>{number}</prot:NumeroRegistrazione>"
-            f"<prot:DataRegistrazione>{date}</prot:DataRegistrazione></pec:Identificatore>")
-
-
-def _agid_reply(root: str, ours_number: str = "0000001", *, theirs: str = "0012345",
-                motivo: str | None = None) -> bytes:
-    today = dt.date.today().isoformat()
-    ours = _identificatore("ISTANZE_ONLINE", ours_number, today, "c_c800", "AOO_DEMO_CLUSONE")
-    head = "" if root == "NotificaEccezione" else _identificatore(
-        "PROT_GENERALE", theirs, today, "c_c800", "AOO_DEMO_CLUSONE")
-    tail = f"<pec:Motivo>{motivo}</pec:Motivo>" if motivo else ""
-    xml = (f'<?xml version="1.0" encoding="UTF-8"?><pec:{root} '
-           f'xmlns:pec="http://www.agid.gov.it/protocollo/pec/" '
-           f'xmlns:prot="http://www.agid.gov.it/protocollo/" pec:versione="3.0.0" pec:lang="it">'
-           f"{head}<pec:MessaggioRicevuto>{ours}</pec:MessaggioRicevuto>{tail}</pec:{root}>").encode()
-    # The replies used here are valid against AgID's own schema.
-    schema = etree.XMLSchema(etree.parse(str(PEC_XSD)))
-    assert schema.validate(etree.fromstring(xml)), schema.error_log
-    return xml
-
-
 @pytest.fixture
 def documents_sent(documents_build: Callable[..., str], documents_smtp: _Smtp) -> str:
     package_id = documents_build()
@@ -224,18 +166,18 @@ def test_receipts_and_conferma_move_the_package(documents_sent, documents_client
                                                 documents_runtime, documents_outbox) -> None:
     message_id = _package(documents_runtime, documents_sent).message_id
 
-    accepted = _upload(documents_client, documents_officer, _receipt("accettazione", message_id))
+    accepted = _upload(documents_client, documents_officer, pec_receipt("accettazione", message_id))
     assert accepted.status_code == 200, accepted.get_data(as_text=True)
     assert accepted.get_json() == {"package_id": documents_sent, "status": "sent"}
 
     # Correlated by daticert.xml's msgid when the header is missing.
     delivered = _upload(documents_client, documents_officer,
-                        _receipt("avvenuta-consegna", message_id, header=False))
+                        pec_receipt("avvenuta-consegna", message_id, header=False))
     assert delivered.get_json() == {"package_id": documents_sent, "status": "delivered"}
     assert documents_outbox()[-1] == (CALLBACK, {"source_ref": "application:1", "package_id": documents_sent,
                                                  "status": "delivered"})
 
-    conferma = _upload(documents_client, documents_officer, _agid_reply("ConfermaRicezione"))
+    conferma = _upload(documents_client, documents_officer, agid_reply("ConfermaRicezione"))
     assert conferma.get_json() == {"package_id": documents_sent, "status": "registered"}
     today = dt.date.today().isoformat()
     assert documents_outbox()[-1] == (CALLBACK, {
@@ -243,7 +185,7 @@ def test_receipts_and_conferma_move_the_package(documents_sent, documents_client
         "protocol": {"number": "0012345", "date": today}})
 
     # The same Conferma again changes nothing.
-    assert _upload(documents_client, documents_officer, _agid_reply("ConfermaRicezione")).status_code == 200
+    assert _upload(documents_client, documents_officer, agid_reply("ConfermaRicezione")).status_code == 200
 
     detail = documents_client.get(f"/api/documents/packages/{documents_sent}", headers=documents_officer)
     events = [entry["event"] for entry in detail.get_json()["timeline"]]
@@ -257,7 +199,7 @@ def test_receipts_and_conferma_move_the_package(documents_sent, documents_client
 def test_an_eccezione_rejects_the_package(documents_sent, documents_client, documents_officer,
                                           documents_runtime, documents_outbox) -> None:
     before = documents_outbox()
-    eccezione = _agid_reply("NotificaEccezione", motivo="003 - Segnatura non conforme allo schema")
+    eccezione = agid_reply("NotificaEccezione", motivo="003 - Segnatura non conforme allo schema")
     response = _upload(documents_client, documents_officer, eccezione)
     assert response.get_json() == {"package_id": documents_sent, "status": "rejected"}
     # The source is told once, with the code and the reason (contract 1); the same reply again
@@ -278,7 +220,7 @@ def test_an_error_receipt_makes_the_delivery_retryable(documents_sent, documents
                                                        documents_runtime) -> None:
     message_id = _package(documents_runtime, documents_sent).message_id
     response = _upload(documents_client, documents_officer,
-                       _receipt("errore-consegna", message_id, error="no-dest"))
+                       pec_receipt("errore-consegna", message_id, error="no-dest"))
     assert response.get_json()["status"] == "built"
     package = _package(documents_runtime, documents_sent)
     assert "casella inesistente" in package.delivery_error
@@ -304,8 +246,8 @@ def test_unparseable_replies_are_rejected(documents_sent, documents_client, docu
 def test_unmatched_replies_change_nothing(documents_sent, documents_client, documents_officer,
                                           documents_runtime, documents_outbox) -> None:
     before = documents_outbox()
-    for body in (_receipt("avvenuta-consegna", "<altro@pec.example.it>"),
-                 _agid_reply("ConfermaRicezione", ours_number="0000099")):
+    for body in (pec_receipt("avvenuta-consegna", "<altro@pec.example.it>"),
+                 agid_reply("ConfermaRicezione", ours_number="0000099")):
         response = _upload(documents_client, documents_officer, body)
         assert response.status_code == 422
         assert "nessun pacchetto" in str(response.get_json()["errors"])
@@ -435,7 +377,7 @@ def test_a_crash_after_data_does_not_send_the_pec_twice(documents_build, documen
     assert len(documents_smtp.mailbox.received) == 1
 
     # The provider's accettazione for that Message-ID settles it: the package was sent.
-    accepted = _upload(documents_client, documents_officer, _receipt("accettazione", package.message_id))
+    accepted = _upload(documents_client, documents_officer, pec_receipt("accettazione", package.message_id))
     assert accepted.get_json() == {"package_id": package_id, "status": "sent"}
     assert tasks.deliver_package.run(package_id=package_id) == "sent"
     assert len(documents_smtp.mailbox.received) == 1

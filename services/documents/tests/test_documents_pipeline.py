@@ -13,6 +13,7 @@ import structlog
 from documents import services, tasks
 from documents.models import Package, PackageFile
 from documents.runtime import Runtime
+from documents.signers import SIGNERS, Pkcs12Signer
 from sqlalchemy import func, select
 
 CALLBACK = "intake.package_status"
@@ -65,6 +66,8 @@ def test_build_stores_sealed_files_matching_the_database(documents_build, docume
 
     primary = documents_runtime.store.path(package_id, "domanda-K7P2M9QX.pdf").read_bytes()
     assert documents_runtime.verify_seal(primary).ok
+    # Checked once: a package never changes, so its page reuses the result.
+    assert documents_runtime.verify_seal(primary) is documents_runtime.verify_seal(primary)
 
     events = [entry["event"] for entry in logs]
     assert "package_build_start" in events and "package_build_done" in events
@@ -183,8 +186,20 @@ def test_a_repeated_delivery_only_repeats_the_callback(documents_delivered, docu
     assert [task for task, _ in documents_outbox()].count("documents.deliver_package") == 1
 
 
-def test_the_worker_loads_the_seal_once(documents_worker, documents_build, documents_payload) -> None:
-    sealer = documents_worker.sealer
+def test_the_worker_loads_the_seal_once(documents_worker, documents_build, documents_payload,
+                                        monkeypatch) -> None:
+    loads: list[str] = []
+
+    class CountingSigner(Pkcs12Signer):
+        """The default signer plugin, counting how often the key is actually read."""
+
+        def load(self, settings):  # type: ignore[no-untyped-def]
+            loads.append(settings.seal_signer)
+            return super().load(settings)
+
+    monkeypatch.setitem(SIGNERS, "pkcs12", CountingSigner)
     documents_build(1)
+    sealer = documents_worker.sealer
     documents_build(2, documents_payload(tracking="Q4W8E2RT", number="0000002"))
     assert documents_worker.sealer is sealer
+    assert loads == ["pkcs12"]  # two builds, one load of the key

@@ -15,7 +15,7 @@ from .conftest import DATA_DIR
 
 @pytest.fixture(scope="module")
 def routing_directory() -> AooDirectory:
-    return AooDirectory.load(DATA_DIR)
+    return AooDirectory.load(DATA_DIR, json.loads((DATA_DIR / "ambito.json").read_text(encoding="utf-8")))
 
 
 def test_the_directory_lists_every_comune_of_the_ambito(routing_directory: AooDirectory) -> None:

@@ -103,6 +103,9 @@ def test_the_worker_uses_the_configured_signer_plugin(documents_build, documents
                                                       signers_remote_plugin) -> None:
     package_id = documents_build()
     assert isinstance(documents_worker.sealer.identity.key, _RemoteKey)
+    # The build signed through the remote key: the PAdES seal and the Segnatura's XAdES.
+    assert documents_worker.sealer.identity.key is signers_remote_plugin.key
+    assert signers_remote_plugin.key.calls >= 2
     with documents_worker.session_factory() as session:
         assert get_package(session, package_id).status == "built"
     assert tasks.deliver_package.run(package_id=package_id) == "delivered"

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
-import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from ambito_common.mail import server_url
 from sqlalchemy.orm import Session
 
 from .builders import DEFAULT_PEC_LIMIT, MESSAGE_NAME
@@ -146,20 +145,12 @@ class PecBackend(DeliveryBackend):
 
 def send_raw(url: str, sender: str, recipients: list[str], message: bytes) -> None:
     """Send ``message`` unchanged (no re-serialisation: its hash is in the manifest)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps"):
-        raise ValueError(f"unsupported PEC SMTP URL scheme: {parts.scheme!r}")
-    options = parse_qs(parts.query)
-    context = ssl.create_default_context(cafile=options["cafile"][0] if "cafile" in options else None)
-    if options.get("insecure") == ["1"]:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    host, port = parts.hostname or "localhost", parts.port
+    server = server_url(url, ("smtp", "smtps"), "PEC SMTP")
     smtp: smtplib.SMTP
-    if parts.scheme == "smtps":
-        smtp = smtplib.SMTP_SSL(host, port or 465, timeout=60, context=context)
+    if server.implicit_tls:
+        smtp = smtplib.SMTP_SSL(server.host, server.port or 465, timeout=60, context=server.context)
     else:
-        smtp = smtplib.SMTP(host, port or 25, timeout=60)
+        smtp = smtplib.SMTP(server.host, server.port or 25, timeout=60)
     data = smtp.data
     handed_over = False
 
@@ -170,10 +161,10 @@ def send_raw(url: str, sender: str, recipients: list[str], message: bytes) -> No
 
     smtp.data = tracked_data  # type: ignore[method-assign]  # smtplib.sendmail calls self.data
     try:
-        if options.get("starttls") == ["1"]:
-            smtp.starttls(context=context)
-        if parts.username:
-            smtp.login(unquote(parts.username), unquote(parts.password or ""))
+        if server.starttls:
+            smtp.starttls(context=server.context)
+        if server.username:
+            smtp.login(server.username, server.password)
         try:
             smtp.sendmail(sender, recipients, message)
         except smtplib.SMTPDataError:

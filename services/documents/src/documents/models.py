@@ -23,9 +23,6 @@ REGISTERED = "registered"
 REJECTED = "rejected"  # the recipient's protocol refused it (Eccezione.xml, or by hand)
 STATUSES = (BUILT, SENT, DELIVERED, REGISTERED, REJECTED)
 
-FILE_ROLES = ("primary", "attachment", "segnatura", "metadata", "manifest", "message")
-REPLY_KINDS = ("conferma", "eccezione", "accettazione", "non-accettazione", "avvenuta-consegna",
-               "errore-consegna", "preavviso-errore-consegna")
 
 
 class Base(DeclarativeBase):

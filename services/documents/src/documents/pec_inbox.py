@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import ssl
 from collections.abc import Callable
-from urllib.parse import parse_qs, unquote, urlsplit
+
+from ambito_common.mail import server_url
 
 __all__ = ["poll_mailbox"]
 
@@ -24,25 +24,17 @@ def poll_mailbox(url: str, handle: Callable[[bytes], None]) -> int:
 
     An exception from ``handle`` stops the poll and leaves that message unseen for the next.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("imap", "imaps"):
-        raise ValueError(f"unsupported PEC IMAP URL scheme: {parts.scheme!r}")
-    options = parse_qs(parts.query)
-    context = ssl.create_default_context(cafile=options["cafile"][0] if "cafile" in options else None)
-    if options.get("insecure") == ["1"]:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    host = parts.hostname or "localhost"
+    server = server_url(url, ("imap", "imaps"), "PEC IMAP")
     client: imaplib.IMAP4
-    if parts.scheme == "imaps":
-        client = imaplib.IMAP4_SSL(host, parts.port or 993, ssl_context=context, timeout=60)
+    if server.implicit_tls:
+        client = imaplib.IMAP4_SSL(server.host, server.port or 993, ssl_context=server.context, timeout=60)
     else:
-        client = imaplib.IMAP4(host, parts.port or 143, timeout=60)
-        if options.get("starttls") == ["1"]:
-            client.starttls(ssl_context=context)
+        client = imaplib.IMAP4(server.host, server.port or 143, timeout=60)
+        if server.starttls:
+            client.starttls(ssl_context=server.context)
     try:
-        client.login(unquote(parts.username or ""), unquote(parts.password or ""))
-        client.select(unquote(parts.path.strip("/")) or "INBOX")
+        client.login(server.username, server.password)
+        client.select(server.path or "INBOX")
         _, found = client.uid("SEARCH", "UNSEEN")
         uids = found[0].split() if found and found[0] else []
         for uid in uids:

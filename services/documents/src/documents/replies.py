@@ -34,6 +34,8 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
+from .builders import registration_number
+
 __all__ = ["ParsedReply", "ReplyError", "parse_reply"]
 
 PROT = "{http://www.agid.gov.it/protocollo/}"
@@ -123,7 +125,7 @@ def _our_registration(root: Element) -> str:
                           ("CodiceRegistro", "NumeroRegistrazione", "DataRegistrazione"))
     if not (code and number and date):
         raise ReplyError("incomplete MessaggioRicevuto/Identificatore")
-    return f"{code}/{number.zfill(7)}/{date}"
+    return f"{code}/{registration_number(number)}/{date}"
 
 
 def _parse_agid(data: bytes) -> ParsedReply:

@@ -58,9 +58,9 @@ class AooDirectory:
     default_limit: int = DEFAULT_PEC_LIMIT
 
     @classmethod
-    def load(cls, data_dir: Path) -> AooDirectory:
+    def load(cls, data_dir: Path, ambito: Mapping[str, Any]) -> AooDirectory:
+        """``data_dir``'s aoo.json; ``ambito`` (ambito.json, as the runtime loaded it) names the lead."""
         directory = json.loads((data_dir / "aoo.json").read_text(encoding="utf-8"))
-        ambito = json.loads((data_dir / "ambito.json").read_text(encoding="utf-8"))
         return cls(entries=directory["aoo"], lead_comune=ambito["lead_body"]["comune"],
                    default_limit=int(directory.get("default_pec_max_bytes", DEFAULT_PEC_LIMIT)))
 

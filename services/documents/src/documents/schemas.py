@@ -7,14 +7,15 @@ from typing import Any
 from ambito_common.forms import FormSchema
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from .models import FILE_ROLES, STATUSES
+from .builders import ROLES
+from .models import STATUSES
 
 REQUIRED = {"required": "Campo obbligatorio.", "null": "Campo obbligatorio."}
 
 
 class PackageFileSchema(Schema):
     name = fields.String()
-    role = fields.String(metadata={"enum": list(FILE_ROLES)})
+    role = fields.String(metadata={"enum": list(ROLES)})
     media_type = fields.String()
     sha256 = fields.String(metadata={"description": "SHA-256 del file, esadecimale"})
     size = fields.Integer(metadata={"description": "Dimensione in byte"})
@@ -100,9 +101,9 @@ class RegistrationSchema(FormSchema):
 
     number = fields.String(required=True, error_messages={**REQUIRED, "invalid": "Testo non valido."},
                            validate=validate.Length(max=50, error="Al massimo {max} caratteri."),
-                           metadata={"label": "Numero di protocollo", "widget": "text",
+                           metadata={"label": "Numero di protocollo", "widget": "text", "autocomplete": "off",
                                      "help": "Come assegnato dal protocollo (al massimo 50 caratteri)."})
     date = fields.Date(required=True, error_messages={
         **REQUIRED, "invalid": "Data non valida: usare il formato AAAA-MM-GG."},
-        metadata={"label": "Data di protocollo", "widget": "date",
+        metadata={"label": "Data di protocollo", "widget": "date", "autocomplete": "off",
                   "help": "La data assegnata dal protocollo."})

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from .builders import FileRef
+from .builders import FileRef, registration_number
 from .delivery import Delivery, DeliveryBackend, DeliveryUncertain
 from .models import (
     BUILT,
@@ -157,7 +157,7 @@ def registration_key(registration: Mapping[str, Any]) -> str | None:
     code, number, date = (registration.get(k) for k in ("register_code", "number", "date"))
     if not (code and number and date):
         return None
-    return f"{code}/{str(number).strip().zfill(7)}/{date}"
+    return f"{code}/{registration_number(number)}/{date}"
 
 
 def build_package(
@@ -276,6 +276,7 @@ def send_copies(session_factory: sessionmaker[Session], store: PackageStore, pla
     twice is better than never (the PEC to the protocol is guarded more strictly).
     """
     sent = 0
+    pdf: bytes | None = None  # read once, for the first address not yet served
     for copy in copies:
         with session_scope(session_factory) as session:
             package = get_package(session, package_id, for_update=True)
@@ -283,10 +284,11 @@ def send_copies(session_factory: sessionmaker[Session], store: PackageStore, pla
             if any(event.event == COPY_SENT and event.detail.lower() == address.lower()
                    for event in package.events):
                 continue
-            primary = package.primary_file
-            if primary is None:
-                raise ValueError(f"package {package_id} has no primary document")
-            pdf = store.path(package.id, primary.name).read_bytes()
+            if pdf is None:
+                primary = package.primary_file
+                if primary is None:
+                    raise ValueError(f"package {package_id} has no primary document")
+                pdf = store.path(package.id, primary.name).read_bytes()
             send_mail(platform.smtp_url, copy_message(package, copy, pdf, platform))
             package.events.append(PackageEvent(event=COPY_SENT, detail=address))
             log.info("package_copy_sent", package_id=package_id, to=address)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ambito_common.db import db_session
 from ambito_common.errors import Conflict, InvalidInput, NotFound
+from ambito_common.forms import build_form
 from ambito_common.identity import PROTOCOL_OFFICER, current_identity, require_roles
 from cryptography.hazmat.primitives import hashes
 from flask import Blueprint, Response, after_this_request, redirect, render_template, request, url_for
@@ -53,7 +54,6 @@ EVENT_LABELS = {
     "copy_sent": "Copia di cortesia inviata",
     "resending": "Nuovo invio PEC (stesso Message-ID)",
 }
-#: The registration form, driven by the schema that also validates it: name -> field metadata.
 REPLY_LABELS = {
     "conferma": "Conferma di protocollazione (Conferma.xml)",
     "eccezione": "Notifica di eccezione (Eccezione.xml)",
@@ -63,7 +63,6 @@ REPLY_LABELS = {
     "errore-consegna": "Ricevuta PEC di errore di consegna",
     "preavviso-errore-consegna": "Preavviso PEC di errore di consegna",
 }
-REGISTRATION_FIELDS = {name: field.metadata for name, field in RegistrationSchema().fields.items()}
 NOTICE_COOKIE = "documents_notice"
 NOTICES = {
     "registered": "Numero di protocollo registrato. Il mittente ne riceverà notizia.",
@@ -211,20 +210,13 @@ def _detail_page(package: Package, *, form: dict[str, str] | None = None,
     seal = None
     if primary is not None:
         seal = runtime().verify_seal(runtime().store.path(package.id, primary.name).read_bytes())
-    fields = _registration_fields(form or {}, errors or {})
-    summary = [(field["name"], field["label"], message) for field in fields for message in field["errors"]]
+    # The registration form, driven by the schema that also validates it.
+    registration = build_form(RegistrationSchema(), form, errors)
     refusal = runtime().delivery.permanent_refusal(package) if package.status == BUILT else None
     return render_template("protocollo/package.html", package=package, seal=seal, refusal=refusal,
-                           protocol=services.protocol_of(package), fields=fields, summary=summary,
+                           protocol=services.protocol_of(package),
+                           fields=registration.sections[0].fields, summary=registration.errors,
                            problem=problem, notice=notice, reject_errors=reject_errors or [])
-
-
-def _registration_fields(values: dict[str, str], errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """The registration form's fields in the shape of the common ``render_field`` macro."""
-    return [{"name": name, "label": meta["label"], "help": meta["help"], "widget": meta["widget"],
-             "required": True, "autocomplete": "off", "value": values.get(name, ""),
-             "errors": errors.get(name, [])}
-            for name, meta in REGISTRATION_FIELDS.items()]
 
 
 def _take_notice() -> str | None:

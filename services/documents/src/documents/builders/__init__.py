@@ -17,15 +17,24 @@ from .package import (
     assemble_package,
 )
 from .pipeline import build_documents
-from .pki import DEV_P12_PASSWORD, DevPki, ensure_dev_pki
+from .pki import DEV_P12_PASSWORD, DevPki, common_name, ensure_dev_pki
 from .render import DATA_ATTACHMENT_NAME, PDF_VARIANT, render_pdf, serialise_data
-from .seal import P7mCheck, PadesSealer, SealCheck, SealIdentity, verify_p7m, verify_seal
+from .seal import (
+    P7mCheck,
+    PadesSealer,
+    SealCheck,
+    SealIdentity,
+    load_certificates,
+    verify_p7m,
+    verify_seal,
+)
 from .segnatura import (
     DEFAULT_CLASSIFICA,
     SegnaturaCheck,
     SegnaturaError,
     build_segnatura,
     read_impronte,
+    registration_number,
     validate_segnatura,
     verify_segnatura,
 )
@@ -55,8 +64,11 @@ __all__ = [
     "build_documents",
     "build_metadata",
     "build_segnatura",
+    "common_name",
     "ensure_dev_pki",
+    "load_certificates",
     "read_impronte",
+    "registration_number",
     "render_pdf",
     "serialise_data",
     "validate_segnatura",

@@ -30,7 +30,7 @@ from typing import Any
 from lxml import etree
 
 from .files import FileRef
-from .segnatura import DEFAULT_CLASSIFICA
+from .segnatura import DEFAULT_CLASSIFICA, registration_number
 
 __all__ = ["METADATA_NAME", "METADATA_NS", "build_metadata"]
 
@@ -94,7 +94,7 @@ def build_metadata(
     _el(dati, "TipologiaDiFlusso", "E")
     _el(dati, "TipoRegistro", "Repertorio/Registro")
     _el(dati, "CodiceRegistro", registration.get("register_code", ""))
-    _el(dati, "NumeroDocumento", str(registration.get("number", "")).zfill(7))
+    _el(dati, "NumeroDocumento", registration_number(registration.get("number", "")))
     _el(dati, "DataRegistrazione", registration.get("date", ""))
 
     soggetti = _el(root, "Soggetti")

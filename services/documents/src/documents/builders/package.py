@@ -30,6 +30,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from .files import FileRef
+from .segnatura import registration_number
 
 __all__ = [
     "DEFAULT_PEC_LIMIT",
@@ -68,12 +69,13 @@ def assemble_package(
     segnatura: bytes,
     meta: Mapping[str, Any],
     message_from: str,
-    max_message_bytes: int | None = DEFAULT_PEC_LIMIT,
+    max_message_bytes: int | None = None,
     metadata: FileRef | None = None,
 ) -> list[FileRef]:
     """Return the package files (see module doc), raising :class:`PackageTooLarge` when the
-    message exceeds ``max_message_bytes`` (``None``: the caller checks at delivery, where the
-    recipient's own limit is known and an oversize package can be shown, not lost)."""
+    message exceeds ``max_message_bytes``. The default (``None``) is what the pipeline uses:
+    delivery checks the size against the recipient's own limit, where an oversize package can
+    be shown to the protocol officer rather than lost."""
     if not primary.name.lower().endswith(".pdf"):
         raise ValueError(f"the primary document must be a .pdf, got {primary.name!r}")
     primary = dataclasses.replace(primary, role="primary")
@@ -190,7 +192,7 @@ def _body(meta: Mapping[str, Any]) -> str:
         "",
     ]
     if registration:
-        number = str(registration.get("number", "")).zfill(7)
+        number = registration_number(registration.get("number", ""))
         lines.append(
             "Registrazione di origine: "
             f"{registration.get('register_code', '')} n. {number} "

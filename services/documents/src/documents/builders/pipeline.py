@@ -7,27 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from .files import FileRef
 from .metadata import build_metadata
-from .package import DEFAULT_PEC_LIMIT, assemble_package
+from .package import assemble_package
 from .render import render_pdf
 from .seal import PadesSealer
-from .segnatura import build_segnatura
+from .segnatura import build_segnatura, registration_number
 
 __all__ = ["build_documents"]
-
-
-class _NullLogger:
-    def info(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-def _logger() -> Any:
-    try:
-        import structlog
-    except ImportError:  # pragma: no cover - structlog is optional for the builders
-        return _NullLogger()
-    return structlog.get_logger(__name__)
 
 
 def _ms(start: float) -> int:
@@ -42,7 +31,6 @@ def build_documents(
     timestamper_url: str | None = None,
     message_from: str,
     attachments: list[FileRef] | None = None,
-    max_message_bytes: int | None = DEFAULT_PEC_LIMIT,
 ) -> list[FileRef]:
     """Build the protocol package for ``payload``.
 
@@ -56,8 +44,7 @@ def build_documents(
     CAdES signature (``<stem>.pdf.p7m``, an attachment listed in the Segnatura). The primary
     document's Allegato 5 metadata travel in the package as ``metadata.xml``.
     """
-    logger = _logger()
-    log = logger.bind(file_stem=payload["file_stem"]) if hasattr(logger, "bind") else logger
+    log = structlog.get_logger(__name__).bind(file_stem=payload["file_stem"])
     document = payload["document"]
     meta = payload["meta"]
     attachments = list(attachments or [])
@@ -111,7 +98,6 @@ def build_documents(
         segnatura=segnatura,
         meta=meta,
         message_from=message_from,
-        max_message_bytes=max_message_bytes,
         metadata=build_metadata(str(payload.get("kind") or ""), meta, primary, attachments),
     )
     log.info(
@@ -128,7 +114,7 @@ def _default_reason(meta: Mapping[str, Any]) -> str:
     if registration.get("register_code") and registration.get("number"):
         return (
             "Domanda registrata: "
-            f"{registration['register_code']} n. {str(registration['number']).zfill(7)} "
+            f"{registration['register_code']} n. {registration_number(registration['number'])} "
             f"del {registration.get('date', '')}"
         )
     return "Sigillo elettronico della domanda"

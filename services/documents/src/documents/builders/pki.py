@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["DEV_P12_PASSWORD", "DevPki", "ensure_dev_pki"]
+__all__ = ["DEV_P12_PASSWORD", "DevPki", "common_name", "ensure_dev_pki"]
 
 #: Password of ``seal.p12`` when the caller does not choose one. Test material only.
 DEV_P12_PASSWORD = "sigillo-dev"
@@ -362,6 +362,12 @@ def _write_pair(key_path: Path, cert_path: Path, key: rsa.RSAPrivateKey, cert: x
     _atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False)
 
 
+def common_name(cert: x509.Certificate) -> str | None:
+    """The certificate subject's CN (a seal's holder as people read it), if it has one."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
 def _write_p12(
     path: Path,
     key: rsa.RSAPrivateKey,
@@ -369,8 +375,9 @@ def _write_p12(
     ca_cert: x509.Certificate,
     password: str,
 ) -> None:
+    name = common_name(cert)
     data = pkcs12.serialize_key_and_certificates(
-        name=str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).encode(),
+        name=name.encode() if name else None,
         key=key,
         cert=cert,
         cas=[ca_cert],

@@ -18,7 +18,6 @@ Two things here are not what a naive pyHanko integration does:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -47,7 +46,17 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
-__all__ = ["P7mCheck", "PadesSealer", "SealCheck", "SealIdentity", "verify_p7m", "verify_seal"]
+from .pki import common_name
+
+__all__ = [
+    "P7mCheck",
+    "PadesSealer",
+    "SealCheck",
+    "SealIdentity",
+    "load_certificates",
+    "verify_p7m",
+    "verify_seal",
+]
 
 SIGNATURE_FIELD = "SigilloElettronico"
 _BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
@@ -94,7 +103,7 @@ class SealIdentity:
         key, cert, bundled = pkcs12.load_key_and_certificates(Path(path).read_bytes(), password or None)
         if key is None or cert is None:
             raise ValueError(f"{path}: the PKCS#12 file has no private key or certificate")
-        return cls._checked(key, cert, [*bundled, *_load_certs(ca_chain)])
+        return cls._checked(key, cert, [*bundled, *load_certificates(ca_chain)])
 
     @classmethod
     def from_pem(
@@ -115,10 +124,10 @@ class SealIdentity:
             else serialization.load_der_private_key
         )
         key = loader(key_data, password=key_password)
-        certs = _load_certs([Path(cert_path)])
+        certs = load_certificates([Path(cert_path)])
         if not certs:
             raise ValueError(f"{cert_path}: no certificate found")
-        return cls._checked(key, certs[0], _load_certs(ca_chain_paths))
+        return cls._checked(key, certs[0], load_certificates(ca_chain_paths))
 
     @classmethod
     def _checked(cls, key: object, cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> SealIdentity:
@@ -135,10 +144,6 @@ class SealIdentity:
             if ca != cert:
                 unique.setdefault(ca.fingerprint(hashes.SHA256()), ca)
         return cls(key=key, cert=cert, chain=tuple(unique.values()))
-
-    @property
-    def subject(self) -> str:
-        return self.cert.subject.rfc4514_string()
 
 
 class _PreloadedKeySigner(signers.SimpleSigner):
@@ -305,7 +310,7 @@ class PadesSealer:
             subfilter=fields.SigSeedSubFilter.PADES,
             reason=reason,
             location=location,
-            name=_common_name(self.identity.cert),
+            name=common_name(self.identity.cert),
         )
         pdf_signer = signers.PdfSigner(meta, signer=self._signer, timestamper=stamper)
         out = pdf_signer.sign_pdf(writer, bytes_reserved=bytes_reserved, output=BytesIO())
@@ -374,12 +379,9 @@ def _last_signature_der_length(sealed: bytes) -> int | None:
     return 2 + n + int.from_bytes(head[2 : 2 + n], "big")
 
 
-def _common_name(cert: x509.Certificate) -> str | None:
-    attrs = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else None
-
-
-def _load_certs(sources: Iterable[Path | x509.Certificate]) -> list[x509.Certificate]:
+def load_certificates(sources: Iterable[Path | x509.Certificate]) -> list[x509.Certificate]:
+    """The certificates of PEM (one or more each) or DER files; certificates pass through,
+    so a caller can read its trust roots once and hand the objects to every verification."""
     certs: list[x509.Certificate] = []
     for source in sources:
         if isinstance(source, x509.Certificate):
@@ -402,7 +404,6 @@ class SealCheck:
 
     ``intact``: the covered bytes hash to the signed digest; ``valid``: the CMS signature is
     cryptographically valid; ``trusted``: the signer chains to one of the trust roots.
-    ``covered_sha256`` is the hex SHA-256 of the bytes the ByteRange covers.
     """
 
     present: bool
@@ -411,7 +412,6 @@ class SealCheck:
     trusted: bool = False
     covers_whole_file: bool = False
     signer_subject: str | None = None
-    covered_sha256: str | None = None
     signing_time: datetime | None = None
     timestamp_time: datetime | None = None
     timestamp_valid: bool | None = None
@@ -426,7 +426,7 @@ class SealCheck:
         )
 
 
-def verify_seal(pdf: bytes, trust_roots: list[Path]) -> SealCheck:
+def verify_seal(pdf: bytes, trust_roots: Iterable[Path | x509.Certificate]) -> SealCheck:
     """Validate the last signature in ``pdf`` against ``trust_roots`` only.
 
     No network access (``allow_fetching=False``) and soft-fail revocation checking: this
@@ -435,7 +435,7 @@ def verify_seal(pdf: bytes, trust_roots: list[Path]) -> SealCheck:
     """
     roots = [
         asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-        for c in _load_certs(trust_roots)
+        for c in load_certificates(trust_roots)
     ]
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
@@ -445,7 +445,6 @@ def verify_seal(pdf: bytes, trust_roots: list[Path]) -> SealCheck:
     if not embedded:
         return SealCheck(present=False, summary="no signature")
     sig = embedded[-1]
-    covered = _covered_digest(pdf, sig.byte_range)
     try:
         status = validate_pdf_signature(
             sig,
@@ -453,7 +452,7 @@ def verify_seal(pdf: bytes, trust_roots: list[Path]) -> SealCheck:
             ts_validation_context=ValidationContext(trust_roots=roots, allow_fetching=False),
         )
     except Exception as exc:  # malformed CMS, broken ByteRange...: report, don't raise
-        return SealCheck(present=True, covered_sha256=covered, error=str(exc))
+        return SealCheck(present=True, error=str(exc))
     ts = status.timestamp_validity
     return SealCheck(
         present=True,
@@ -462,22 +461,11 @@ def verify_seal(pdf: bytes, trust_roots: list[Path]) -> SealCheck:
         trusted=status.trusted,
         covers_whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
         signer_subject=status.signing_cert.subject.human_friendly,
-        covered_sha256=covered,
         signing_time=status.signer_reported_dt,
         timestamp_time=ts.timestamp if ts is not None else None,
         timestamp_valid=(ts.intact and ts.valid and ts.trusted) if ts is not None else None,
         summary=status.summary(),
     )
-
-
-def _covered_digest(pdf: bytes, byte_range: Sequence[int]) -> str | None:
-    if len(byte_range) != 4:
-        return None
-    start1, len1, start2, len2 = (int(v) for v in byte_range)
-    digest = hashlib.sha256()
-    digest.update(pdf[start1 : start1 + len1])
-    digest.update(pdf[start2 : start2 + len2])
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -506,7 +494,7 @@ def verify_p7m(p7m: bytes, trust_roots: list[Path]) -> P7mCheck:
 
     roots = [
         asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-        for c in _load_certs(trust_roots)
+        for c in load_certificates(trust_roots)
     ]
     try:
         signed_data = cms.ContentInfo.load(p7m)["content"]

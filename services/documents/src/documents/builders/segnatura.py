@@ -58,6 +58,7 @@ __all__ = [
     "SegnaturaError",
     "build_segnatura",
     "read_impronte",
+    "registration_number",
     "validate_segnatura",
     "verify_segnatura",
 ]
@@ -114,11 +115,18 @@ def _required(mapping: Mapping[str, Any], key: str, where: str) -> str:
     return str(value)
 
 
+def registration_number(value: Any) -> str:
+    """A registration number as AgID writes it (NumeroRegistrazione: at least seven digits,
+    zero-padded), the one spelling of it in the Segnatura, the metadata, the PEC message and
+    the key by which a Conferma names our registration."""
+    return str(value).strip().zfill(7)
+
+
 def _registration_number(value: Any) -> str:
     text = str(value).strip()
     if not text.isdigit():
         raise SegnaturaError(f"registration number must be digits, got {value!r}")
-    return text.zfill(7)
+    return registration_number(text)
 
 
 def _iso_date(value: Any) -> str:
@@ -460,13 +468,13 @@ def _validate_chain(
     from asn1crypto import x509 as asn1_x509
     from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
-    from .seal import _load_certs
+    from .seal import load_certificates
 
     def to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
         return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
     context = ValidationContext(
-        trust_roots=[to_asn1(c) for c in _load_certs(trust_roots)], allow_fetching=False
+        trust_roots=[to_asn1(c) for c in load_certificates(trust_roots)], allow_fetching=False
     )
     validator = CertificateValidator(
         to_asn1(leaf), [to_asn1(c) for c in intermediates], validation_context=context
