@@ -36,10 +36,10 @@ import requests
 from ambito_common.db import session_scope
 from ambito_common.identity import Identity, TokenIssuer, ensure_keypair
 from ambito_common.testing import REPO_ROOT, fresh_postgres_database
-from sqlalchemy import text
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 from vouchers import services
 from vouchers.app import create_app
-from vouchers.reference_data import current_period, load_demo_data
+from vouchers.reference_data import load_demo_data
 from vouchers.runtime import Runtime
 from vouchers.settings import Settings
 from werkzeug.serving import make_server
@@ -48,6 +48,9 @@ DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
 FUND = "fna-b2"
 COMUNI = [c["code"] for c in json.loads((DATA_DIR / "ambito.json").read_text(encoding="utf-8"))["comuni"]]
 HOT = "clusone"
+# The bare INSERT the ledger is compared with; one definition, an auto-numbered key on either backend.
+BASELINE = Table("bench_baseline", MetaData(), Column("id", Integer, primary_key=True),
+                 Column("comune", String(60)), Column("amount", BigInteger), Column("reference", String(200)))
 
 Op = Callable[[int], None]
 
@@ -91,21 +94,16 @@ class Bench:
         token = issuer.issue(Identity(subject="bench", username="bench", roles=("ambito_admin",)))
         self.headers = {"Authorization": f"Bearer {token}"}
         with session_scope(self.factory) as session:
-            session.execute(text("CREATE TABLE IF NOT EXISTS bench_baseline "
-                                 "(id INTEGER PRIMARY KEY, comune VARCHAR(60), amount BIGINT, "
-                                 "reference VARCHAR(200))"
-                                 if runtime.settings.database_url.startswith("sqlite") else
-                                 "CREATE TABLE IF NOT EXISTS bench_baseline "
-                                 "(id SERIAL PRIMARY KEY, comune VARCHAR(60), amount BIGINT, "
-                                 "reference VARCHAR(200))"))
+            BASELINE.create(session.connection(), checkfirst=True)
 
     def baseline(self, comune_of: Callable[[int], str]) -> Callable[[int], tuple[Op, Callable[[], None]]]:
         def make(t: int) -> tuple[Op, Callable[[], None]]:
             session = self.factory()
-            statement = text("INSERT INTO bench_baseline (comune, amount, reference) VALUES (:c, 1, :r)")
+            statement = BASELINE.insert()
 
             def op(i: int) -> None:
-                session.execute(statement, {"c": comune_of(t), "r": f"bench {t}/{i}"})
+                session.execute(statement, {"comune": comune_of(t), "amount": 1,
+                                            "reference": f"bench {t}/{i}"})
                 session.commit()
 
             return op, session.close
@@ -162,9 +160,9 @@ def run_backend(backend: str, ops: int, threads: int, rounds: int) -> None:
         runtime.migrate()
         today = dt.date.today()
         with session_scope(runtime.session_factory) as session:
-            load_demo_data(session, DATA_DIR, today)
+            period = next(p.code for p in load_demo_data(session, DATA_DIR, today) if p.fund.code == FUND)
         bench = Bench(runtime, TokenIssuer((workdir / "identity.pem").read_bytes(), dt.timedelta(hours=1)),
-                      current_period(today, 6)[0])
+                      period)
         scenarios = {"low contention": lambda t: COMUNI[t % len(COMUNI)], "one hot budget": lambda t: HOT}
         print(f"\n{backend}: {threads} threads x {ops} reservations, best of {rounds} rounds")
         print(f"{'scenario':<16}{'baseline/s':>12}{'service/s':>12}{'http/s':>10}"

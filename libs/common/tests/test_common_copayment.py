@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 
 import pytest
 from ambito_common.copayment import CopaymentRules, hourly_copayment, load_rules
@@ -58,3 +60,16 @@ def test_common_copayment_ambito_file_is_marked_as_example_values() -> None:
     assert rules.placeholder
     assert hourly_copayment(rules, "schilpario", 950000, DAY) == 1000
     assert hourly_copayment(rules, "clusone", None, DAY) == 1868
+
+
+def test_common_copayment_rules_are_parsed_once_per_version_of_the_file(tmp_path) -> None:
+    path = tmp_path / "copayment.json"
+    path.write_text(json.dumps({"default": [BANDS]}), encoding="utf-8")
+    first = load_rules(tmp_path)
+    assert load_rules(tmp_path) is first  # unchanged file: the parsed rules are reused
+    path.write_text(json.dumps({"default": [{**BANDS, "max_hourly_cents": 2500}]}), encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later edit, even in one tick
+    edited = load_rules(tmp_path)
+    assert edited is not first
+    assert hourly_copayment(edited, "clusone", None, DAY) == 2500  # the edit applies without a restart

@@ -4,22 +4,41 @@ and signed identity tokens for each role."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ambito_common.db import session_scope
 from ambito_common.identity import AMBITO_ADMIN, Identity, TokenIssuer, ensure_keypair
-from ambito_common.testing import REPO_ROOT
+from ambito_common.testing import REPO_ROOT, fresh_postgres_database
 from flask import Flask
 from flask.testing import FlaskClient
 from vouchers.app import create_app
 from vouchers.reference_data import load_demo_data
 from vouchers.runtime import Runtime, worker_runtime
 from vouchers.settings import Settings
+from werkzeug.test import TestResponse
 
 DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
 TODAY = dt.date(2026, 11, 21)
+
+
+def vouchers_write(client: FlaskClient, headers: dict[str, str], path: str, body: Any = None,
+                   **kwargs: Any) -> TestResponse:
+    """A write as an API client sends it, with a fresh ``Idempotency-Key``; ``body``: its JSON."""
+    if body is not None:
+        kwargs["json"] = body
+    return client.post(path, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, **kwargs)
+
+
+def vouchers_written(client: FlaskClient, headers: dict[str, str], path: str, body: Any = None,
+                     **kwargs: Any) -> Any:
+    """A :func:`vouchers_write` that must succeed; its JSON answer."""
+    response = vouchers_write(client, headers, path, body, **kwargs)
+    assert response.status_code in (200, 201), response.get_json()
+    return response.get_json()
 
 
 def vouchers_settings(tmp_path: Path, **extra: str) -> Settings:
@@ -46,6 +65,20 @@ def vouchers_make_runtime(tmp_path: Path) -> Callable[..., Runtime]:
 @pytest.fixture
 def vouchers_runtime(tmp_path: Path) -> Runtime:
     return vouchers_demo_runtime(vouchers_settings(tmp_path))
+
+
+@pytest.fixture
+def vouchers_pg_runtime(vouchers_make_runtime: Callable[..., Runtime]) -> Iterator[Runtime]:
+    """A migrated runtime with the demo data on a fresh PostgreSQL database, dropped afterwards.
+
+    Without PostgreSQL the test is skipped, or fails under ``REQUIRE_SERVICES=1``.
+    """
+    with fresh_postgres_database("vouchers") as url:
+        runtime = vouchers_make_runtime(VOUCHERS_DATABASE_URL=url)
+        try:
+            yield runtime
+        finally:
+            runtime.session_factory.kw["bind"].dispose()
 
 
 @pytest.fixture

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 from ambito_common.identity import COMUNE_OPERATOR
 
-
-def _write(client, headers, path: str, body: dict):  # type: ignore[no-untyped-def]
-    return client.post(path, json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+from .conftest import vouchers_write as _write
 
 
 def _allocate(client, headers, body: dict):  # type: ignore[no-untyped-def]

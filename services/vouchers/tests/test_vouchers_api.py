@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from ambito_common.identity import AMBITO_ADMIN, COMUNE_OPERATOR, SOCIAL_WORKER
+from vouchers.services import OverBudget
 
 B2 = "fna-b2"
 B2_PERIOD = "2026-2027"  # the demo data is loaded as of 21/11/2026 (conftest.TODAY)
@@ -128,7 +129,7 @@ def test_same_key_different_body_is_a_409(vouchers_client, vouchers_auth):
     assert _budget(vouchers_client, vouchers_auth, "clusone")["reserved"] == 100
 
 
-def test_a_refused_write_is_remembered_under_its_key(vouchers_client, vouchers_auth):
+def test_a_refused_write_is_remembered_under_its_key(vouchers_app, vouchers_client, vouchers_auth):
     """An over-budget 409 is the first answer: a replay, even once money is there, gets it again."""
     admin = vouchers_auth()
     available = _budget(vouchers_client, vouchers_auth, "onore")["available"]
@@ -142,6 +143,11 @@ def test_a_refused_write_is_remembered_under_its_key(vouchers_client, vouchers_a
     replay = _reserve(vouchers_client, admin, comune="onore", amount=500, key="later")
     assert (replay.status_code, replay.mimetype) == (409, "application/problem+json")
     assert replay.get_json() == refused.get_json()
+    assert replay.data == refused.data  # byte for byte
+    # ...and byte for byte what the error handlers answer for the same refusal when nothing is stored.
+    with vouchers_app.test_request_context("/api/vouchers/reservations", method="POST"):
+        live = vouchers_app.make_response(vouchers_app.handle_user_exception(OverBudget("onore", 0, 500)))
+    assert (live.status_code, live.mimetype, live.data) == (409, "application/problem+json", refused.data)
     assert _budget(vouchers_client, vouchers_auth, "onore")["reserved"] == 0
     # A different body under the refused key is still a 409 for the reuse; a new key books.
     reused = _reserve(vouchers_client, admin, comune="onore", amount=400, key="later")
@@ -157,6 +163,7 @@ def test_a_refused_rule_422_is_remembered_too(vouchers_client, vouchers_auth):
     assert first.status_code == second.status_code == 422
     assert "atlantide" in first.get_json()["detail"]
     assert first.get_json() == second.get_json()
+    assert first.data == second.data
 
 
 def test_invalid_bodies_are_422_with_field_errors(vouchers_client, vouchers_auth):

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 import pytest
 from ambito_common.db import make_engine, make_session_factory, utcnow
 from ambito_common.errors import Conflict
-from ambito_common.testing import fresh_postgres_database
 from sqlalchemy import func, pool, select
 from sqlalchemy.orm import Session, sessionmaker
 from vouchers import services
-from vouchers.models import Budget, LedgerAccount, LedgerEntry, Period, Reservation
+from vouchers.models import Budget, LedgerAccount, LedgerEntry, LedgerJournal, Period, Reservation
 
 CLIENTS, EXPIRERS, REALLOCATORS = 100, 4, 6
 RESERVERS = CLIENTS - EXPIRERS - REALLOCATORS
@@ -126,6 +125,16 @@ def _check_books(factory: sessionmaker[Session], budget_id: int, allocated: int)
         assert session.scalar(select(func.sum(LedgerEntry.amount))) == 0
 
 
+def _reallocated(factory: sessionmaker[Session], period_id: int) -> dict[str, int]:
+    """Per comune, the net of the re-allocation journals' entries on its accounts, as booked."""
+    with factory() as session:
+        rows = session.execute(
+            select(LedgerAccount.comune, func.sum(LedgerEntry.amount)).join(LedgerEntry).join(LedgerJournal)
+            .where(LedgerJournal.kind == services.REALLOCATION, LedgerAccount.period_id == period_id)
+            .group_by(LedgerAccount.comune)).all()
+    return {comune: int(net) for comune, net in rows}
+
+
 def _overspend(factory: sessionmaker[Session], seed: int) -> Run:
     with factory() as session:
         budgets = {c: services.find_budget(session, fund_code=FUND, period_code=PERIOD, comune=c)
@@ -133,6 +142,7 @@ def _overspend(factory: sessionmaker[Session], seed: int) -> Run:
         before = {c: (b.id, b.allocated) for c, b in budgets.items()}
         period_id = budgets[COMUNE].period_id
         period_allocated = session.get(Period, period_id).allocated
+    booked_before = _reallocated(factory, period_id)
     allocated = before[COMUNE][1]
     barrier = threading.Barrier(CLIENTS)
     run = Run()
@@ -175,7 +185,16 @@ def _overspend(factory: sessionmaker[Session], seed: int) -> Run:
             Reservation.status == "reserved", Reservation.expires_at.is_not(None)))
     for comune, (budget_id, start) in before.items():
         _check_books(factory, budget_id, start + run.moved[comune])
-    assert sum(run.moved.values()) == 0
+    # The re-allocations as the database booked them: each comune's allocation changed by exactly the
+    # net of its re-allocation entries, which is what the clients saw moved, and no cent was created
+    # or lost between the comuni.
+    booked = _reallocated(factory, period_id)
+    net = {c: booked.get(c, 0) - booked_before.get(c, 0) for c in booked.keys() | booked_before.keys()}
+    assert {c: net.get(c, 0) for c in before} == {c: run.moved[c] for c in before}
+    with factory() as session:
+        for comune, (budget_id, start) in before.items():
+            assert session.get(Budget, budget_id).allocated - start == net.get(comune, 0)
+    assert sum(net.values()) == 0 and set(net) <= set(before)
     return run
 
 
@@ -194,14 +213,14 @@ def test_vouchers_100_clients_cannot_overspend_on_sqlite(vouchers_make_runtime, 
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", POSTGRES_SEEDS)
-def test_vouchers_100_clients_cannot_overspend_on_postgres(vouchers_make_runtime, seed):
-    with fresh_postgres_database("vouchers") as url:
-        vouchers_make_runtime(VOUCHERS_DATABASE_URL=url).session_factory.kw["bind"].dispose()
-        # 100 threads, each its own session; connections are capped at 40 because this server
-        # allows 100 in all, so clients also queue for a connection, as behind a real pool.
-        engine = make_engine(url, pool_size=40, max_overflow=0, pool_timeout=120)
-        try:
-            _overspend(make_session_factory(engine), seed)
-        finally:
-            engine.dispose()
+def test_vouchers_100_clients_cannot_overspend_on_postgres(vouchers_pg_runtime, seed):
+    vouchers_pg_runtime.session_factory.kw["bind"].dispose()
+    # 100 threads, each its own session; connections are capped at 40 because this server
+    # allows 100 in all, so clients also queue for a connection, as behind a real pool.
+    engine = make_engine(vouchers_pg_runtime.settings.database_url, pool_size=40, max_overflow=0,
+                         pool_timeout=120)
+    try:
+        _overspend(make_session_factory(engine), seed)
+    finally:
+        engine.dispose()
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from ambito_common.identity import COMUNE_OPERATOR
-from ambito_common.testing import REPO_ROOT, fresh_postgres_database
+from ambito_common.testing import REPO_ROOT
 from sqlalchemy import select
 from vouchers.app import create_app
 from vouchers.models import OutboxMessage, SealedDocument
@@ -228,29 +228,26 @@ def test_vouchers_documents_unacknowledged_packages_are_asked_again(vouchers_doc
 
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
-def test_vouchers_documents_register_numbers_are_gapless_under_concurrency(vouchers_make_runtime,
+def test_vouchers_documents_register_numbers_are_gapless_under_concurrency(vouchers_pg_runtime,
                                                                           vouchers_auth):
     """Concurrent filings on PostgreSQL take register numbers 1..n, none twice, none skipped."""
     comuni = ["ardesio", "gromo", "parre", "onore", "cerete", "colere", "azzone", "oneta"]
-    with fresh_postgres_database("vouchers") as url:
-        runtime = vouchers_make_runtime(VOUCHERS_DATABASE_URL=url)
-        app = create_app(runtime=runtime)
-        barrier = threading.Barrier(len(comuni))
-        statuses: list[int] = []
+    app = create_app(runtime=vouchers_pg_runtime)
+    barrier = threading.Barrier(len(comuni))
+    statuses: list[int] = []
 
-        def file(comune: str) -> None:
-            client = app.test_client()
-            barrier.wait()
-            statuses.append(client.post("/api/vouchers/reimbursements", json=_request(comune, 1000),
-                                        headers={**vouchers_auth(), **_key()}).status_code)
+    def file(comune: str) -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.post("/api/vouchers/reimbursements", json=_request(comune, 1000),
+                                    headers={**vouchers_auth(), **_key()}).status_code)
 
-        threads = [threading.Thread(target=file, args=(comune,)) for comune in comuni]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        with runtime.session_factory() as session:
-            numbers = sorted(session.scalars(select(SealedDocument.register_number)).all())
-        runtime.session_factory.kw["bind"].dispose()
+    threads = [threading.Thread(target=file, args=(comune,)) for comune in comuni]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with vouchers_pg_runtime.session_factory() as session:
+        numbers = sorted(session.scalars(select(SealedDocument.register_number)).all())
     assert statuses == [201] * len(comuni)
     assert numbers == list(range(1, len(comuni) + 1))

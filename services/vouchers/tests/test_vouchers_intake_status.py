@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from ambito_common.identity import COMUNE_OPERATOR
 from sqlalchemy import select
 from vouchers.app import create_app
 from vouchers.models import OutboxMessage
 from vouchers.tasks import request_voucher
+
+from .conftest import vouchers_written as _write
 
 PLAN = {"source": "intake", "source_ref": "sad_request:42", "comune": "ardesio",
         "beneficiary": {"first_name": "Giovanna", "last_name": "Rota", "tax_code": "RTOGNN40A41A383X"},
@@ -18,12 +18,6 @@ PLAN = {"source": "intake", "source_ref": "sad_request:42", "comune": "ardesio",
                       "provider": "coop-il-sentiero", "provider_name": "Il Sentiero",
                       "copayment_hourly_cents": 1000}}
 ASA_VALUE, OSS_VALUE = 31_250, 14_800  # 25 h x (22.50 - 10.00) €/h, 10 h x (24.80 - 10.00) €/h
-
-
-def _write(client, headers, path: str, **kwargs):  # type: ignore[no-untyped-def]
-    response = client.post(path, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, **kwargs)
-    assert response.status_code in (200, 201), response.get_json()
-    return response.get_json()
 
 
 def _reports(runtime) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import pytest
 from ambito_common.errors import DomainError
-from ambito_common.testing import fresh_postgres_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -201,10 +200,5 @@ def test_vouchers_ledger_matches_the_model_on_sqlite(vouchers_make_runtime, seed
 @pytest.mark.postgres
 @pytest.mark.parametrize("seed", [11, 12])
 @pytest.mark.timeout(600)
-def test_vouchers_ledger_matches_the_model_on_postgres(vouchers_make_runtime, seed):
-    with fresh_postgres_database("vouchers") as url:
-        runtime = vouchers_make_runtime(VOUCHERS_DATABASE_URL=url)
-        try:
-            _run_property(runtime.session_factory, seed, examples=15)
-        finally:
-            runtime.session_factory.kw["bind"].dispose()
+def test_vouchers_ledger_matches_the_model_on_postgres(vouchers_pg_runtime, seed):
+    _run_property(vouchers_pg_runtime.session_factory, seed, examples=15)

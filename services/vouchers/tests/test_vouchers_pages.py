@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 import zipfile
 from xml.etree import ElementTree
 
 from ambito_common.identity import COMUNE_OPERATOR
+
+from .conftest import vouchers_written as _write
 
 B2 = "fund=fna-b2&period=2026-2027"
 
@@ -94,12 +95,6 @@ def test_vouchers_reimbursement_page_explains_the_pro_rata(vouchers_client, vouc
     operator = vouchers_auth(COMUNE_OPERATOR, "rovetta")
     text = vouchers_client.get(f"/vouchers/rimborsi?{query}", headers=operator).get_data(as_text=True)
     assert "Rovetta</th>" in text and "Clusone</th>" not in text and "Riparto proporzionale" not in text
-
-
-def _write(client, headers, path: str, body: dict):  # type: ignore[no-untyped-def]
-    response = client.post(path, json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
-    assert response.status_code in (200, 201), response.get_json()
-    return response.get_json()
 
 
 def _bar_widths(html: str, heading: str) -> list[str]:

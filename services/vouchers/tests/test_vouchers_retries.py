@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from ambito_common.db import make_engine, make_session_factory
 from ambito_common.errors import Conflict
-from ambito_common.testing import fresh_postgres_database
 from sqlalchemy import event, func, pool, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,13 +51,8 @@ def _counting(work: Callable[[int], Reservation]) -> tuple[Callable[[], Reservat
 
 
 @pytest.fixture
-def pg_factory(vouchers_make_runtime: Callable[..., Runtime]) -> Iterator[sessionmaker[Session]]:
-    with fresh_postgres_database("vouchers") as url:
-        runtime = vouchers_make_runtime(VOUCHERS_DATABASE_URL=url)
-        try:
-            yield runtime.session_factory
-        finally:
-            runtime.session_factory.kw["bind"].dispose()
+def pg_factory(vouchers_pg_runtime: Runtime) -> sessionmaker[Session]:
+    return vouchers_pg_runtime.session_factory
 
 
 @pytest.mark.postgres

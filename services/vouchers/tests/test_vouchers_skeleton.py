@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ambito_common.identity import ensure_keypair
-from ambito_common.testing import REPO_ROOT, fresh_postgres_database
+from ambito_common.testing import REPO_ROOT
 from sqlalchemy import inspect
 from vouchers.app import create_app
 from vouchers.runtime import Runtime
@@ -18,9 +18,8 @@ def _settings(tmp_path, **extra: str) -> Settings:
                               **extra})
 
 
-def _check(settings: Settings) -> None:
-    runtime = Runtime.build(settings)
-    runtime.migrate()
+def _check(runtime: Runtime) -> None:
+    runtime.migrate()  # again for an already migrated runtime: a no-op
     assert "outbox" in inspect(runtime.session_factory.kw["bind"]).get_table_names()
     client = create_app(runtime=runtime).test_client()
     health = client.get("/api/vouchers/health")
@@ -31,13 +30,12 @@ def _check(settings: Settings) -> None:
 
 
 def test_vouchers_skeleton_on_sqlite(tmp_path):
-    _check(_settings(tmp_path))
+    _check(Runtime.build(_settings(tmp_path)))
 
 
 @pytest.mark.postgres
-def test_vouchers_skeleton_on_postgres(tmp_path):
-    with fresh_postgres_database("vouchers") as url:
-        _check(_settings(tmp_path, VOUCHERS_DATABASE_URL=url))
+def test_vouchers_skeleton_on_postgres(vouchers_pg_runtime):
+    _check(vouchers_pg_runtime)
 
 
 def test_vouchers_distributed_mode_refuses_a_missing_database(tmp_path):

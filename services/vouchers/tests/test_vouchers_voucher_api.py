@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from ambito_common.db import session_scope
 from ambito_common.identity import COMUNE_OPERATOR
 from vouchers import services
+
+from .conftest import vouchers_write as _write
 
 PERIOD = "2026"  # fnps runs by calendar year; the demo data is loaded as of 21/11/2026
 
@@ -17,10 +18,6 @@ def _voucher(comune: str = "songavazzo", **overrides) -> dict:
             "beneficiary_name": "Maria Bianchi", "isee": 700_000, "provider": "Cooperativa Il Sentiero",
             "profile": "OSS", "hours_per_week": 300, "weeks": 20}
     return body | overrides
-
-
-def _write(client, headers, path: str, **kwargs):  # type: ignore[no-untyped-def]
-    return client.post(path, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, **kwargs)
 
 
 def _available(client, auth, comune: str) -> int:
@@ -87,6 +84,24 @@ def test_vouchers_operators_touch_only_their_comune_vouchers(vouchers_client, vo
                      data=f"buono;mese;ore\n{other['id']};2026-11;1\n", content_type="text/csv")
     assert refused.status_code == 422  # another comune's voucher does not exist for this operator
     assert vouchers_client.post("/api/vouchers/vouchers", json=_voucher()).status_code == 401
+
+
+def test_vouchers_an_operator_token_without_comune_touches_and_sees_no_comune(vouchers_client, vouchers_auth):
+    """A comune_operator whose token names no comune is bound to none, never to all of them."""
+    admin, stray = vouchers_auth(), vouchers_auth(COMUNE_OPERATOR, None)
+    other = _write(vouchers_client, admin, "/api/vouchers/vouchers", json=_voucher()).get_json()
+    refused = _write(vouchers_client, stray, "/api/vouchers/hours/import",
+                     data=f"buono;mese;ore\n{other['id']};2026-11;1\n", content_type="text/csv")
+    assert refused.status_code == 422  # the voucher does not exist for this operator
+    imported = _write(vouchers_client, admin, "/api/vouchers/hours/import",
+                      data=f"buono;mese;ore\n{other['id']};2026-11;1\n", content_type="text/csv")
+    assert imported.status_code == 201  # the same row was importable: refused for the comune alone
+
+    query = f"/api/vouchers/ledger?fund=fnps&period={PERIOD}"
+    assert vouchers_client.get(query, headers=admin).get_json()  # there are movements to see...
+    assert vouchers_client.get(query, headers=stray).get_json() == []  # ...but none of them for this token
+    budgets = vouchers_client.get(f"/api/vouchers/budgets?fund=fnps&period={PERIOD}", headers=stray)
+    assert budgets.status_code == 200 and budgets.get_json() == []
 
 
 def test_vouchers_a_fund_with_an_isee_cap_refuses_isee_over_it_or_missing(vouchers_runtime, vouchers_client,

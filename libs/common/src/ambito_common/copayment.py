@@ -28,6 +28,7 @@ regulations say.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,8 +77,19 @@ def _versions(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def load_rules(data_dir: Path) -> CopaymentRules:
-    """The Ambito's rules (``<data_dir>/copayment.json``), read on each call so that edits apply."""
-    return CopaymentRules.from_data(json.loads((data_dir / FILE_NAME).read_text(encoding="utf-8")))
+    """The Ambito's rules (``<data_dir>/copayment.json``).
+
+    Parsed once per version of the file: the cache is keyed on the file's path and modification
+    time, so callers may ask on every request (vouchers does) or once at start-up (intake does),
+    and an edited file still applies at the next call without a restart.
+    """
+    path = (data_dir / FILE_NAME).resolve()
+    return _parsed(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, _mtime_ns: int) -> CopaymentRules:
+    return CopaymentRules.from_data(json.loads(path.read_text(encoding="utf-8")))
 
 
 def hourly_copayment(rules: CopaymentRules, comune: str, isee_cents: int | None, on: dt.date) -> int:

@@ -108,14 +108,24 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     return response
 
 
+def problem_body(error: DomainError) -> dict[str, Any]:
+    """The problem+json body of a refusal, built here only: a service that stores a refusal
+    to replay it later (an Idempotency-Key) answers the replay exactly as the live refusal."""
+    body = {"type": "about:blank", "title": error.title, "status": error.status, "detail": error.detail,
+            **error.extra}
+    if error.errors:
+        body["errors"] = error.errors
+    return body
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):  # type: ignore[no-untyped-def]
         if wants_json():
-            extra = dict(error.extra)
-            if error.errors:
-                extra["errors"] = error.errors
-            return problem(error.status, error.title, error.detail, **extra)
+            response = jsonify(problem_body(error))
+            response.status_code = error.status
+            response.mimetype = PROBLEM_JSON
+            return response
         return render_template("error.html", title=error.title, detail=error.detail), error.status
 
     @app.errorhandler(ValidationError)

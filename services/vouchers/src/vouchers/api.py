@@ -22,7 +22,7 @@ from apispec import APISpec
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from werkzeug.datastructures import FileStorage
 
-from . import documents, idempotency, issuing, reimbursements, services
+from . import documents, idempotency, issuing, pages, reimbursements, services
 from .models import ReimbursementInvoice, ReimbursementRequest, Reservation, Voucher
 from .schemas import (
     AllocationIn,
@@ -125,8 +125,9 @@ def list_budgets():  # type: ignore[no-untyped-def]
     identity = _identity()
     rows = services.budget_rows(db_session(), fund_code=fund, period_code=period_code,
                                 comuni=current_app.extensions["ambito"]["comuni"])
-    if AMBITO_ADMIN not in identity.roles:
-        rows = [row for row in rows if row["comune"] == identity.comune]
+    scope = pages.comune_scope(identity)
+    if scope is not None:
+        rows = [row for row in rows if row["comune"] == scope]
     return jsonify(BudgetOut(many=True).dump(rows))
 
 
@@ -271,8 +272,7 @@ def ledger():  # type: ignore[no-untyped-def]
     identity = _identity()
     session = db_session()
     period = services.get_period(session, request.args.get("fund", ""), request.args.get("period", ""))
-    comune = None if AMBITO_ADMIN in identity.roles else identity.comune or ""
-    rows = services.movements(session, period_id=period.id, comune=comune)
+    rows = services.movements(session, period_id=period.id, comune=pages.comune_scope(identity))
     return jsonify(MovementOut(many=True).dump(rows))
 
 
@@ -348,7 +348,7 @@ def close_voucher(voucher_id: int):  # type: ignore[no-untyped-def]
 def import_hours():  # type: ignore[no-untyped-def]
     """Import monthly hours from CSV (``buono;mese;ore``): all rows, or none and a report per row."""
     identity = _identity()
-    comune = None if AMBITO_ADMIN in identity.roles else identity.comune
+    comune = pages.comune_scope(identity)
     text = request.get_data(as_text=True)
 
     def action() -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ambito_common.errors import Conflict, DomainError
+from ambito_common.errors import Conflict, DomainError, problem_body
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -68,15 +68,6 @@ def once(session: Session, *, scope: str, key: str, fingerprint: str,
                                response=response))
     session.flush()
     return status, response
-
-
-def problem_body(error: DomainError) -> dict[str, Any]:
-    """The problem+json body of a refusal, as the error handlers write it."""
-    body = {"type": "about:blank", "title": error.title, "status": error.status, "detail": error.detail,
-            **error.extra}
-    if error.errors:
-        body["errors"] = error.errors
-    return body
 
 
 def remember_refusal(session: Session, *, scope: str, key: str, fingerprint: str,

@@ -203,8 +203,8 @@ class Reservation(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="reservation_positive"),
         CheckConstraint("posted_amount >= 0 AND posted_amount <= amount", name="reservation_posted_range"),
-        CheckConstraint("status IN ('reserved', 'posted', 'partially_posted', 'voided', 'expired')",
-                        name="reservation_status"),
+        CheckConstraint(f"status IN ({', '.join(repr(status) for status in RESERVATION_STATUSES)})",
+                        name="reservation_status"),  # the same text as migration 0002's
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -23,7 +23,7 @@ from ambito_common.copayment import load_rules
 from ambito_common.db import db_session, utcnow
 from ambito_common.errors import Conflict, DomainError, InvalidInput, NotFound
 from ambito_common.forms import FormSchema, build_form, load, parse_form
-from ambito_common.identity import AMBITO_ADMIN, Identity, require_roles
+from ambito_common.identity import AMBITO_ADMIN, require_roles
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.wrappers import Response
@@ -31,7 +31,17 @@ from werkzeug.wrappers import Response
 from . import documents, issuing, services
 from .api import check_comune
 from .models import PROFILES, Fund, Period, Voucher
-from .pages import STAFF, comune_filter, form_key, form_once, identity_actor, parse_euro, selection
+from .pages import (
+    STAFF,
+    comune_choices,
+    comune_filter,
+    comune_names,
+    form_key,
+    form_once,
+    identity_actor,
+    parse_euro,
+    selection,
+)
 
 bp = Blueprint("vouchers_operations", __name__)
 MAX_CSV_BYTES = 1024 * 1024  # a month of hours of every voucher of the Ambito is far smaller
@@ -71,12 +81,6 @@ class Hours(fields.Field):
         if not issuing.HOURS.match(text):
             raise ValidationError("Ore non valide: ad esempio 2,5.")
         return issuing.parse_hours(text)
-
-
-def _comune_choices(identity: Identity) -> list[tuple[str, str]]:
-    comuni = current_app.extensions["ambito"]["comuni"]
-    return [(c["code"], c["name"]) for c in comuni
-            if AMBITO_ADMIN in identity.roles or c["code"] == identity.comune]
 
 
 class VoucherForm(FormSchema):
@@ -177,12 +181,8 @@ def vouchers():  # type: ignore[no-untyped-def]
     funds, fund, period = selection()
     rows = issuing.list_vouchers(db_session(), period_id=period.id, comune=comune_filter())
     return render_template("vouchers/vouchers.html", funds=funds, fund=fund, period=period, rows=rows,
-                           labels=STATUS_LABELS, names=_names(), identity=identity_actor()[0],
+                           labels=STATUS_LABELS, names=comune_names(), identity=identity_actor()[0],
                            outcome=OUTCOMES.get(request.args.get("esito")))
-
-
-def _names() -> dict[str, str]:
-    return {c["code"]: c["name"] for c in current_app.extensions["ambito"]["comuni"]}
 
 
 @bp.route("/vouchers/buoni/nuovo", methods=["GET", "POST"])
@@ -191,7 +191,7 @@ def new_voucher():  # type: ignore[no-untyped-def]
     """Enter a voucher: valued by the fund's tariff and the comune's co-payment, reserved or queued."""
     funds, fund, period = selection()
     identity = identity_actor()[0]
-    schema = _with_choices(VoucherForm(), comune=_comune_choices(identity))
+    schema = _with_choices(VoucherForm(), comune=comune_choices(identity))
     page = {"funds": funds, "fund": fund, "period": period, "key": form_key()}
     if request.method == "GET":
         values = {"comune": identity.comune} if identity.comune else {}
@@ -222,7 +222,7 @@ def _voucher_page(voucher: Voucher, *, failed: str = "", hours_form: Any = None,
     session = db_session()
     keys = {name: form_key() if name == failed else uuid.uuid4().hex for name in ("ore", "chiusura")}
     return render_template(
-        "vouchers/voucher.html", voucher=voucher, labels=STATUS_LABELS, names=_names(), keys=keys,
+        "vouchers/voucher.html", voucher=voucher, labels=STATUS_LABELS, names=comune_names(), keys=keys,
         months=issuing.voucher_months(session, voucher.id),
         position=services.waiting_position(session, voucher),
         document=documents.voucher_document(session, voucher.id),
@@ -302,7 +302,7 @@ def import_hours():  # type: ignore[no-untyped-def]
 
 def _allocation_forms(fund: Fund, period: Period) -> dict[str, Schema]:
     comuni = current_app.extensions["ambito"]["comuni"]
-    choices = [(c["code"], c["name"]) for c in comuni]
+    choices = list(comune_names().items())
     later = [(p.code, f"{p.code} ({p.start_date:%d/%m/%Y} - {p.end_date:%d/%m/%Y})")
              for p in fund.periods if p.start_date > period.start_date]
     return {"formula": FormulaForm(), "mano": _hand_form(comuni),
@@ -320,7 +320,7 @@ def _allocation_page(fund: Fund, period: Period, funds: list[Fund], failed: str 
     rows = services.budget_rows(db_session(), fund_code=fund.code, period_code=period.code,
                                 comuni=current_app.extensions["ambito"]["comuni"])
     return render_template("vouchers/allocations.html", funds=funds, fund=fund, period=period, forms=forms,
-                           keys=keys, rows=rows, names=_names(), failed=failed,
+                           keys=keys, rows=rows, names=comune_names(), failed=failed,
                            has_later=bool(schemas["riporto"].fields["to_period"].metadata["choices"]),
                            outcome=OUTCOMES.get(request.args.get("esito"))), status
 

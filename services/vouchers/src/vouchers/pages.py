@@ -16,7 +16,7 @@ from ambito_common.csrf import CSRF_FIELD
 from ambito_common.db import db_session
 from ambito_common.errors import NotFound
 from ambito_common.identity import AMBITO_ADMIN, COMUNE_OPERATOR, Identity, current_identity
-from flask import request
+from flask import current_app, request
 
 from . import idempotency, services
 from .models import Fund, Period
@@ -40,12 +40,31 @@ def selection(values: Any = None) -> tuple[list[Fund], Fund, Period]:
     return funds, fund, period
 
 
-def comune_filter() -> str | None:
-    """None for Ambito staff (everything), else the operator's comune."""
-    identity = current_identity()
+def comune_scope(identity: Identity | None) -> str | None:
+    """None for Ambito staff (everything), else the operator's comune.
+
+    An operator's token without a comune gets "" (matches no comune), never None: None means
+    "no filter", which would let such an operator see and touch every comune.
+    """
     if identity is not None and AMBITO_ADMIN in identity.roles:
         return None
     return (identity.comune if identity is not None else None) or ""
+
+
+def comune_filter() -> str | None:
+    """:func:`comune_scope` of the signed-in person."""
+    return comune_scope(current_identity())
+
+
+def comune_names() -> dict[str, str]:
+    """The Ambito's comuni, ``{code: name}``, in the Ambito's order."""
+    return {c["code"]: c["name"] for c in current_app.extensions["ambito"]["comuni"]}
+
+
+def comune_choices(identity: Identity) -> list[tuple[str, str]]:
+    """The comuni a person may pick in a form: every one for Ambito staff, else only their own."""
+    scope = comune_scope(identity)
+    return [(code, name) for code, name in comune_names().items() if scope is None or code == scope]
 
 
 def parse_euro(text: str) -> int | None:

@@ -12,6 +12,7 @@ from ambito_common.tasks import make_celery
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from .documents import DocumentsConfig
 from .models import OutboxMessage
 from .settings import Settings
 
@@ -31,6 +32,12 @@ class Runtime:
         celery = make_celery("vouchers", settings.platform)
         outbox = OutboxRelay(OutboxMessage, session_factory, celery).install()
         return cls(settings, session_factory, celery, outbox)
+
+    @functools.cached_property
+    def documents_config(self) -> DocumentsConfig:
+        """Read once per process: every seal_document task needs it, and the data files it comes
+        from (ambito.json, aoo.json, sad.json) change only with a redeploy."""
+        return DocumentsConfig.from_settings(self.settings)
 
     def migrate(self) -> None:
         migrate(MIGRATIONS, self.settings.database_url)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from ambito_common.errors import Conflict, InvalidInput, NotFound
 from ambito_common.outbox import enqueue
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -415,11 +415,13 @@ def reverse(session: Session, *, journal_id: int, actor: str, reason: str) -> Le
 def movements(session: Session, *, period_id: int, comune: str | None = None) -> list[dict[str, Any]]:
     """Every journal touching a period, newest first, with who made it.
 
-    With ``comune``, only that comune's movements and, of each, only its own entries.
+    With ``comune``, only that comune's movements and, of each, only its own entries. The
+    Ambito's own accounts (comune "") are no comune's: ``comune=""`` (an operator whose token
+    names no comune) sees nothing.
     """
     accounts = select(LedgerAccount.id).where(LedgerAccount.period_id == period_id)
     if comune is not None:
-        accounts = accounts.where(LedgerAccount.comune == comune)
+        accounts = accounts.where(LedgerAccount.comune == comune, LedgerAccount.comune != "")
     journal_ids = select(LedgerEntry.journal_id).where(LedgerEntry.account_id.in_(accounts))
     journals = session.scalars(select(LedgerJournal).where(LedgerJournal.id.in_(journal_ids))
                                .order_by(LedgerJournal.id.desc())).all()
@@ -432,13 +434,15 @@ def movements(session: Session, *, period_id: int, comune: str | None = None) ->
 
 # --- reservations -------------------------------------------------------------------------
 
-def _budget_query(fund_code: str, period_code: str, comune: str) -> Select[tuple[Budget]]:
-    return select(Budget).join(Period).join(Fund).where(
+def find_budget(session: Session, *, fund_code: str, period_code: str, comune: str,
+                lock: bool = False) -> Budget:
+    """A comune's budget in a period; ``lock``: its row locked (FOR NO KEY UPDATE) and re-read,
+    so that a balance checked afterwards cannot move under the caller."""
+    query = select(Budget).join(Period).join(Fund).where(
         Fund.code == fund_code, Period.code == period_code, Budget.comune == comune)
-
-
-def find_budget(session: Session, *, fund_code: str, period_code: str, comune: str) -> Budget:
-    budget = session.scalar(_budget_query(fund_code, period_code, comune))
+    if lock:
+        query = query.with_for_update(of=Budget, key_share=True).execution_options(populate_existing=True)
+    budget = session.scalar(query)
     if budget is None:
         raise NotFound(f"Nessun budget per {comune} sul fondo {fund_code}, periodo {period_code}.")
     return budget
@@ -471,11 +475,7 @@ def reserve(session: Session, *, fund_code: str, period_code: str, comune: str, 
             reference: str, actor: str, expires_at: dt.datetime | None = None) -> Reservation:
     """Set money aside on a comune's budget, or raise ``OverBudget`` naming what is available."""
     _positive(amount)
-    budget = session.scalar(_budget_query(fund_code, period_code, comune)
-                            .with_for_update(of=Budget, key_share=True)
-                            .execution_options(populate_existing=True))
-    if budget is None:
-        raise NotFound(f"Nessun budget per {comune} sul fondo {fund_code}, periodo {period_code}.")
+    budget = find_budget(session, fund_code=fund_code, period_code=period_code, comune=comune, lock=True)
     return _reserve_locked(session, budget, amount, reference, actor, expires_at)
 
 

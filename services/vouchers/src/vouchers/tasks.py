@@ -56,7 +56,7 @@ def request_voucher(source: str, source_ref: str, comune: str, beneficiary: dict
 def seal_document(document_id: int) -> bool:
     """Ask documents to seal a recorded act (request, decision, voucher); safe to repeat."""
     runtime = worker_runtime()
-    config = documents.DocumentsConfig.from_settings(runtime.settings)
+    config = runtime.documents_config
     session = runtime.session_factory()
     try:
         return services.run_transaction(

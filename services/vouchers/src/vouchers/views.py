@@ -20,7 +20,18 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from . import reimbursements, services, xlsx
 from .api import check_comune, invoice_rules, read_invoices, send_invoice
 from .models import Fund, Period
-from .pages import STAFF, comune_filter, euro_text, form_key, form_once, identity_actor, parse_euro, selection
+from .pages import (
+    STAFF,
+    comune_choices,
+    comune_filter,
+    comune_names,
+    euro_text,
+    form_key,
+    form_once,
+    identity_actor,
+    parse_euro,
+    selection,
+)
 
 bp = Blueprint("vouchers_pages", __name__)
 
@@ -60,7 +71,7 @@ def budget():  # type: ignore[no-untyped-def]
     funds, fund, period = selection()
     rows = _visible_rows(fund, period)
     ambito = current_app.extensions["ambito"]
-    names = {c["code"]: c["name"] for c in ambito["comuni"]}
+    names = comune_names()
     groups = []
     for sub in ambito.get("sub_ambiti", []):
         members = [row for row in rows if row["sub_ambito"] == sub["code"]]
@@ -131,7 +142,7 @@ def reimbursement_requests():  # type: ignore[no-untyped-def]
     requests = reimbursements.list_requests(db_session(), period_id=period.id, comune=comune)
     plan = (reimbursements.pro_rata_plan(db_session(), fund_code=fund.code, period_code=period.code)
             if comune is None else None)
-    names = {c["code"]: c["name"] for c in current_app.extensions["ambito"]["comuni"]}
+    names = comune_names()
     return render_template("vouchers/reimbursements.html", funds=funds, fund=fund, period=period,
                            requests=requests, plan=plan, names=names, labels=REQUEST_LABELS)
 
@@ -157,9 +168,7 @@ def _line_rows(count: int) -> list[dict[str, dict[str, Any]]]:
 def _render_new(funds: list[Fund], rows: list[dict[str, dict[str, Any]]], errors: dict[str, list[str]],
                 status: int = 200):  # type: ignore[no-untyped-def]
     identity, _ = identity_actor()
-    comuni = [(c["code"], c["name"]) for c in current_app.extensions["ambito"]["comuni"]]
-    if AMBITO_ADMIN not in identity.roles:
-        comuni = [(code, name) for code, name in comuni if code == identity.comune]
+    comuni = comune_choices(identity)
     fields_by_name = {field["name"]: field for row in rows for field in row.values()}
     summary = []
     for name, messages in errors.items():
@@ -247,7 +256,7 @@ def _render_detail(request_id: int, status: int = 200, errors: dict[str, list[st
     filed = reimbursements.get_request(session, request_id)
     identity, _ = identity_actor()
     check_comune(identity, filed.comune)
-    names = {c["code"]: c["name"] for c in current_app.extensions["ambito"]["comuni"]}
+    names = comune_names()
     summary = [(name, "", message) for name, messages in (errors or {}).items() for message in messages]
     return render_template(
         "vouchers/reimbursement_detail.html", r=filed, names=names, labels=REQUEST_LABELS,
@@ -322,7 +331,7 @@ def reimbursement_pro_rata():  # type: ignore[no-untyped-def]
     _, actor = identity_actor()
     funds, fund, period = selection(request.values)
     plan = reimbursements.pro_rata_plan(db_session(), fund_code=fund.code, period_code=period.code)
-    names = {c["code"]: c["name"] for c in current_app.extensions["ambito"]["comuni"]}
+    names = comune_names()
     error = ""
     if request.method == "POST":
         shown = (request.form.get("available"), request.form.get("asked"))
