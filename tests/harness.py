@@ -8,11 +8,14 @@ project's nginx configuration, a Celery worker per queue, PostgreSQL, Redis).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -248,9 +251,8 @@ def embedded_platform(tmp: Path) -> Iterator[Platform]:
         yield platform
 
 
-def _load_nginx_render() -> Any:
-    import importlib.util
-
+def load_nginx_render() -> Any:
+    """deploy/nginx/render.py as a module (it is a script of the nginx image, not a package)."""
     spec = importlib.util.spec_from_file_location("deploy_nginx_render",
                                                   REPO_ROOT / "deploy" / "nginx" / "render.py")
     module = importlib.util.module_from_spec(spec)
@@ -259,13 +261,21 @@ def _load_nginx_render() -> Any:
 
 
 @contextmanager
+def nginx_scratch_dir() -> Iterator[Path]:
+    """A directory nginx's unprivileged workers can traverse (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="ambito-nginx-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
 def distributed_platform(tmp: Path, *, redis_db: int, visibility_timeout: int = 3600,
                          workers: tuple[str, ...] = ("intake", "vouchers", "documents"),
                          ) -> Iterator[Platform]:
     """The docker-compose topology without Docker: PostgreSQL, Redis, gunicorn, nginx."""
-    import shutil
-    import tempfile
-
     import redis
     from ambito_common.identity import ensure_keypair
     from ambito_common.testing import fresh_postgres_database, require_redis
@@ -284,6 +294,7 @@ def distributed_platform(tmp: Path, *, redis_db: int, visibility_timeout: int = 
         secrets = tmp / "secrets"
         ensure_keypair(secrets / "identity.pem", secrets / "identity.pub.pem")
         pki = ensure_dev_pki(secrets / "pki", "Comune di Clusone")
+        (secrets / "intake-link.key").write_text("test-intake-link-key-0123456789abcdef", encoding="ascii")
         ports = {name: free_port() for name in ("gateway", "intake", "vouchers", "documents", "nginx")}
         public_url = f"http://127.0.0.1:{ports['nginx']}"
         env = base_env(
@@ -292,6 +303,7 @@ def distributed_platform(tmp: Path, *, redis_db: int, visibility_timeout: int = 
             AMBITO_IDENTITY_PUBLIC_KEY_FILE=str(secrets / "identity.pub.pem"),
             GATEWAY_IDENTITY_PRIVATE_KEY_FILE=str(secrets / "identity.pem"),
             GATEWAY_SECRET_KEY="test-secret-key-0123456789abcdef",
+            INTAKE_LINK_KEY_FILE=str(secrets / "intake-link.key"),
             GATEWAY_SERVICE_URLS=",".join(f"{name}=http://127.0.0.1:{ports[name]}"
                                           for name in ("intake", "vouchers", "documents")),
             DOCUMENTS_STORAGE_DIR=str(tmp / "documents"),
@@ -313,10 +325,8 @@ def distributed_platform(tmp: Path, *, redis_db: int, visibility_timeout: int = 
             processes.start(f"worker-{queue}", worker_command(queue), env)
         processes.start("beat", [str(BIN / "celery"), "-A", "ambito.beat", "beat", "-s",
                                  str(tmp / "celerybeat-schedule")], env)
-        prefix = Path(tempfile.mkdtemp(prefix="ambito-nginx-"))  # workers must enter it
-        prefix.chmod(0o755)
-        stack.callback(shutil.rmtree, prefix, True)
-        _load_nginx_render().render(prefix / "nginx.conf", {
+        prefix = stack.enter_context(nginx_scratch_dir())
+        load_nginx_render().render(prefix / "nginx.conf", {
             **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{ports[name]}"
                for name in ("gateway", "intake", "vouchers", "documents")},
             "STATIC_ROOT": str(COMMON_STATIC), "LISTEN_PORT": f"127.0.0.1:{ports['nginx']}"})

@@ -8,8 +8,6 @@ missing one stops the process at start-up.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from ambito_common.identity import ensure_keypair
 from ambito_common.settings import (
     PlatformSettings,
     SettingsError,
+    embedded_secret,
     platform_settings,
     read_env,
     require,
@@ -48,7 +47,7 @@ class Settings:
             session_hours = env.int("SESSION_HOURS", 8)
             urls = env.str("SERVICE_URLS", "")
         if platform.embedded:
-            secret_key = secret_key or _embedded_secret(keys / "gateway-secret")
+            secret_key = secret_key or embedded_secret(keys / "gateway-secret", 48).decode("ascii").strip()
             ensure_keypair(private_key_file, platform.identity_public_key_file)
             urls = urls or ",".join(f"{service}={platform.public_url}" for service in SERVICES)
         require(secret_key, "GATEWAY_SECRET_KEY")
@@ -77,20 +76,3 @@ def parse_service_urls(value: str) -> dict[str, str]:
     if sorted(urls) != sorted(SERVICES):
         raise SettingsError(f"GATEWAY_SERVICE_URLS must name exactly {', '.join(SERVICES)}")
     return urls
-
-
-def _embedded_secret(path: Path) -> str:
-    """A session secret generated on first run and kept, so logins survive restarts."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(secrets.token_urlsafe(48), encoding="ascii")
-        tmp.chmod(0o600)
-        # Two processes starting together: the first link wins and both read its secret.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text(encoding="ascii").strip()

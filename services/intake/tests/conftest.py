@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
 from collections.abc import Callable, Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -11,66 +13,21 @@ import pytest
 from ambito_common.db import session_scope
 from ambito_common.identity import ensure_keypair
 from ambito_common.testing import REPO_ROOT
-from ambito_common.web import COMMON_TEMPLATES
 from flask import Flask
 from flask.testing import FlaskClient
 from intake.app import create_app
 from intake.reference_data import load_demo_data, load_reference_data
 from intake.runtime import Runtime
 from intake.settings import Settings
-from jinja2 import ChoiceLoader, FileSystemLoader
 from stdnum import luhn
 from werkzeug.datastructures import MultiDict
 
+from tests.harness import MailSink
 from tests.journey import sad_request
 
 DATA_DIR = REPO_ROOT / "data" / "ambiti" / "vsssc"
 SEED_CALL = "pdz-2025-2027"
 DEMO_CALL = "pdz-demo"
-
-# Stand-ins for the common templates, used only while those are not written yet:
-# the same macro names and field attributes as the real ones.
-_PLACEHOLDERS = {
-    "base.html": """<!doctype html><html lang="it"><head><title>{% block title %}{% endblock %}</title></head>
-<body>{% block breadcrumbs %}{% endblock %}<main>{% block content %}{% endblock %}</main>
-{% block scripts %}{% endblock %}</body></html>""",
-    "error.html": """{% extends "base.html" %}{% block title %}{{ title }}{% endblock %}
-{% block content %}<h1>{{ title }}</h1>{% if detail %}<p>{{ detail }}</p>{% endif %}{% endblock %}""",
-    "_forms.html": """
-{% macro csrf_field() %}
-<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
-{% endmacro %}
-{% macro error_summary(errors) %}<div role="alert"><ul>
-{% for fid, label, message in errors %}
-<li><a href="#{{ fid }}">{{ label }}: {{ message }}</a></li>{% endfor %}
-</ul></div>{% endmacro %}
-{% macro render_field(field) %}<div>
-{% if field.widget in ("checkboxes", "radio") %}
-<fieldset id="{{ field.id }}"><legend>{{ field.label }}</legend>
-{% for value, label in field.choices %}
-<input type="{{ 'checkbox' if field.widget == 'checkboxes' else 'radio' }}"
- name="{{ field.name }}" value="{{ value }}"
- {% if (field.value is string and value == field.value)
-    or (field.value is not string and value in field.value) %} checked{% endif %}> {{ label }}
-{% endfor %}</fieldset>
-{% elif field.widget == "checkbox" %}
-<input type="checkbox" id="{{ field.id }}" name="{{ field.name }}"{% if field.value %} checked{% endif %}>
-<label for="{{ field.id }}">{{ field.label }}</label>
-{% elif field.widget == "select" %}
-<label for="{{ field.id }}">{{ field.label }}</label>
-<select id="{{ field.id }}" name="{{ field.name }}">{% for value, label in field.choices %}
-<option value="{{ value }}"{% if value == field.value %} selected{% endif %}>{{ label }}</option>
-{% endfor %}</select>
-{% else %}
-<label for="{{ field.id }}">{{ field.label }}</label>
-<input type="{{ field.widget }}" id="{{ field.id }}" name="{{ field.name }}" value="{{ field.value }}">
-{% endif %}
-{% for message in field.errors %}<div class="invalid-feedback">{{ message }}</div>{% endfor %}
-</div>{% endmacro %}
-{% macro render_section(section) %}<fieldset><legend>{{ section.title }}</legend>
-{% for field in section.fields %}{{ render_field(field) }}{% endfor %}</fieldset>{% endmacro %}""",
-}
-
 
 def _tax_code(n: int) -> str:
     """The n-th valid 11-digit codice fiscale / partita IVA (office code 001)."""
@@ -160,16 +117,8 @@ def intake_runtime(intake_env: dict[str, str]) -> Runtime:
 
 
 @pytest.fixture
-def intake_app(intake_runtime: Runtime, tmp_path: Path) -> Flask:
-    app = create_app(runtime=intake_runtime)
-    missing = {name: text for name, text in _PLACEHOLDERS.items() if not (COMMON_TEMPLATES / name).exists()}
-    if missing:
-        folder = tmp_path / "placeholder-templates"
-        folder.mkdir()
-        for name, text in missing.items():
-            (folder / name).write_text(text, encoding="utf-8")
-        app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(folder))])
-    return app
+def intake_app(intake_runtime: Runtime) -> Flask:
+    return create_app(runtime=intake_runtime)
 
 
 @pytest.fixture
@@ -178,15 +127,26 @@ def intake_client(intake_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def intake_page_post(intake_client: FlaskClient) -> Callable[..., Any]:
+def intake_csrf(intake_client: FlaskClient) -> Callable[[], str]:
+    """The CSRF token a page gave the browser (its cookie), to send back with a form."""
+
+    def token() -> str:
+        cookie = intake_client.get_cookie("ambito_csrf")
+        assert cookie is not None
+        return cookie.value
+
+    return token
+
+
+@pytest.fixture
+def intake_page_post(intake_client: FlaskClient, intake_csrf: Callable[[], str]) -> Callable[..., Any]:
     """POST a form like a browser: first GET the form (for the CSRF cookie), then send its token."""
 
     def post(path: str, pairs: list[tuple[str, str]], *, with_token: bool = True):  # type: ignore[no-untyped-def]
         form_page = intake_client.get(path)
         assert form_page.status_code == 200, form_page.text
-        cookie = intake_client.get_cookie("ambito_csrf")
-        assert cookie is not None
-        data = [*pairs, ("csrf_token", cookie.value)] if with_token else pairs
+        token = intake_csrf()
+        data = [*pairs, ("csrf_token", token)] if with_token else pairs
         return intake_client.post(path, data=MultiDict(data))
 
     return post
@@ -203,6 +163,37 @@ def intake_worker(intake_runtime: Runtime, intake_env: dict[str, str],
     worker_runtime.cache_clear()
     yield worker_runtime()
     worker_runtime.cache_clear()
+
+
+class IntakeInbox(MailSink):
+    """The platform's test SMTP server, also keeping each message's envelope recipients."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recipients: list[list[str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.recipients.append(list(envelope.rcpt_tos))
+        return await super().handle_DATA(server, session, envelope)
+
+    @property
+    def mails(self) -> list[Message]:
+        return [email.message_from_bytes(raw) for raw in self.messages]
+
+
+@pytest.fixture
+def intake_mail(intake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[IntakeInbox]:
+    """A real SMTP server the worker sends to (the worker's runtime is built from the environment)."""
+    from intake.runtime import worker_runtime
+
+    with IntakeInbox() as inbox:
+        for key, value in {**intake_env, "AMBITO_SMTP_URL": inbox.url}.items():
+            monkeypatch.setenv(key, value)
+        worker_runtime.cache_clear()
+        try:
+            yield inbox
+        finally:
+            worker_runtime.cache_clear()
 
 
 # SAD voucher requests

@@ -11,7 +11,7 @@ from ambito_common.db import utcnow
 from ambito_common.web import ROME
 from intake import desk, tasks
 from intake.models import DeskBooking, OutboxMessage
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 FIXED_NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=ROME)  # a Tuesday
 
@@ -52,6 +52,30 @@ def test_intake_desk_holidays_and_patron_days_yield_no_slots(intake_runtime) -> 
                                  last=dt.date(2026, 12, 9), now=FIXED_NOW) == []
         assert len(desk.availability(session, config, location="vilminore", first=dt.date(2026, 12, 9),
                                      last=dt.date(2026, 12, 9), now=FIXED_NOW)) == 4
+
+
+def test_intake_desk_availability_reads_a_whole_range_in_two_queries(intake_runtime) -> None:
+    """Bookings and closures of the range are read at once, not day by day (a page shows two months)."""
+    config = intake_runtime.desk
+    statements: list[str] = []
+    with intake_runtime.session_factory() as session:
+        desk.add_closure(session, location="clusone", day="2026-12-16", reason="Sciopero", author="staff",
+                         now=FIXED_NOW, config=config)
+        session.flush()
+
+        def record(conn, cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        event.listen(session.get_bind(), "before_cursor_execute", record)
+        try:
+            slots = desk.availability(session, config, location="clusone", first=dt.date(2026, 12, 2),
+                                      last=dt.date(2027, 1, 29), now=FIXED_NOW)
+        finally:
+            event.remove(session.get_bind(), "before_cursor_execute", record)
+    days = {s["start"].date() for s in slots}
+    assert dt.date(2026, 12, 16) not in days and dt.date(2026, 12, 17) in days  # the closure, the day after
+    assert dt.date(2026, 12, 25) not in days and dt.date(2027, 1, 6) not in days  # holidays of both years
+    assert len(statements) == 2, statements
 
 
 def test_intake_desk_capacity_past_and_closed_slots(intake_client, intake_token, intake_booking_payload,

@@ -8,19 +8,15 @@ from lxml import html
 from werkzeug.datastructures import MultiDict
 
 
-def _csrf(client) -> str:
-    return client.get_cookie("ambito_csrf").value
-
-
 def test_intake_desk_pages_book_manage_and_cancel(intake_client, intake_form_pairs, intake_booking_payload,
-                                                  intake_token) -> None:
+                                                  intake_token, intake_csrf) -> None:
     page = intake_client.get("/intake/sportello?sede=clusone")
     assert page.status_code == 200
     choices = html.fromstring(page.text).xpath("//input[@name='start']/@value")
     assert choices
     pairs = [(k, v) for k, v in intake_form_pairs(intake_booking_payload(choices[0])) if k != "location"]
     booked = intake_client.post("/intake/sportello", data=MultiDict(
-        [*pairs, ("location", "clusone"), ("csrf_token", _csrf(intake_client))]))
+        [*pairs, ("location", "clusone"), ("csrf_token", intake_csrf())]))
     assert booked.status_code == 303, booked.text
     manage = intake_client.get(booked.headers["Location"])
     assert manage.status_code == 200 and "Appuntamento prenotato" in manage.text
@@ -39,14 +35,14 @@ def test_intake_desk_pages_book_manage_and_cancel(intake_client, intake_form_pai
 
     token = doc.xpath("//form[contains(@action, '/annulla')]//input[@name='token']/@value")[0]
     action = doc.xpath("//form[contains(@action, '/annulla')]/@action")[0]
-    cancelled = intake_client.post(action, data={"token": token, "csrf_token": _csrf(intake_client)})
+    cancelled = intake_client.post(action, data={"token": token, "csrf_token": intake_csrf()})
     assert cancelled.status_code == 200 and "annullato" in cancelled.text
     assert intake_client.get(booked.headers["Location"]).status_code == 404
     assert "Bonetti" not in intake_client.get(f"/intake/sportello/agenda?sede=clusone&giorno={day}").text
 
 
 def test_intake_desk_pages_full_slot_and_closure_list(intake_client, intake_booking_payload, intake_token,
-                                                      intake_free_slot) -> None:
+                                                      intake_free_slot, intake_csrf) -> None:
     slot = intake_free_slot()
     for _ in range(2):
         assert intake_client.post("/api/intake/desk/bookings",
@@ -58,13 +54,13 @@ def test_intake_desk_pages_full_slot_and_closure_list(intake_client, intake_book
     intake_client.get("/intake/sportello/agenda")
     day = dt.datetime.fromisoformat(slot["start"]).date()
     closed = intake_client.post("/intake/sportello/agenda/chiusure", data={
-        "sede": "clusone", "giorno": str(day), "motivo": "Sciopero", "csrf_token": _csrf(intake_client)})
+        "sede": "clusone", "giorno": str(day), "motivo": "Sciopero", "csrf_token": intake_csrf()})
     assert closed.status_code == 200
     assert html.fromstring(closed.text).xpath("count(//tbody/tr)") == 2
     assert "vanno spostate" in closed.text
 
 
-def test_intake_desk_pages_reschedule_gives_a_new_link(intake_client, intake_booking_payload,
+def test_intake_desk_pages_reschedule_gives_a_new_link(intake_client, intake_csrf, intake_booking_payload,
                                                        intake_free_slot) -> None:
     slot = intake_free_slot()
     created = intake_client.post("/api/intake/desk/bookings",
@@ -73,7 +69,7 @@ def test_intake_desk_pages_reschedule_gives_a_new_link(intake_client, intake_boo
     doc = html.fromstring(intake_client.get(old_link).text)
     new_start = doc.xpath("//select[@id='f-start']/option/@value")[0]
     moved = intake_client.post(f"/intake/sportello/prenotazioni/{created['id']}/sposta", data={
-        "token": created["manage_token"], "start": new_start, "csrf_token": _csrf(intake_client)})
+        "token": created["manage_token"], "start": new_start, "csrf_token": intake_csrf()})
     assert moved.status_code == 303
     page = intake_client.get(moved.headers["Location"])
     expected = dt.datetime.fromisoformat(new_start).strftime("%d/%m/%Y %H:%M")

@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import email
 import smtplib
 import socketserver
 import threading
-from collections.abc import Iterator
-from email.message import Message
 
-import pytest
-from aiosmtpd.controller import Controller
-from ambito_common.testing import free_port
 from intake import tasks
 from intake.codes import group_tracking_code
 from intake.models import Application
 from intake.runtime import worker_runtime
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def intake_smtp() -> Iterator[tuple[str, _Inbox]]:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield f"smtp://127.0.0.1:{port}", inbox
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def intake_mail_worker(intake_env, intake_smtp, monkeypatch) -> Iterator[_Inbox]:
-    url, inbox = intake_smtp
-    for key, value in {**intake_env, "AMBITO_SMTP_URL": url}.items():
-        monkeypatch.setenv(key, value)
-    worker_runtime.cache_clear()
-    yield inbox
-    worker_runtime.cache_clear()
-
-
 def test_intake_receipt_mail_is_sent_once_over_smtp(intake_client, intake_payload,
-                                                    intake_mail_worker) -> None:
+                                                    intake_mail) -> None:
     created = intake_client.post("/api/intake/calls/pdz-demo/applications", json=intake_payload()).get_json()
     assert tasks.send_receipt(application_id=created["id"]) is True
     assert tasks.send_receipt(application_id=created["id"]) is False  # a redelivered task sends nothing
-    assert len(intake_mail_worker.messages) == 1
-    recipients, message = intake_mail_worker.messages[0]
+    assert len(intake_mail.mails) == 1
+    recipients, message = intake_mail.recipients[0], intake_mail.mails[0]
     assert sorted(recipients) == ["anna.bianchi@example.it", "info@amici.example.it"]
     assert message["To"] == "info@amici.example.it" and message["Cc"] == "anna.bianchi@example.it"
     code = created["tracking_code"]

@@ -2,45 +2,12 @@
 
 from __future__ import annotations
 
-import email
-from collections.abc import Iterator
-from email.message import Message
-
 import pytest
-from aiosmtpd.controller import Controller
-from ambito_common.testing import free_port
 from intake import tasks
 from intake.models import OutboxMessage, SadEvent
-from intake.runtime import worker_runtime
 from sqlalchemy import select
 
 PDF_BYTES = b"%PDF-1.4\n%%EOF\n"
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def intake_sad_inbox(intake_env, monkeypatch) -> Iterator[_Inbox]:
-    """An aiosmtpd server the worker sends to (the worker's runtime is built from the environment)."""
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    for key, value in {**intake_env, "AMBITO_SMTP_URL": f"smtp://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(key, value)
-    worker_runtime.cache_clear()
-    try:
-        yield inbox
-    finally:
-        worker_runtime.cache_clear()
-        controller.stop()
 
 
 @pytest.fixture
@@ -85,7 +52,7 @@ def test_intake_sad_case_is_seen_only_by_its_comune_and_the_ambito(intake_client
 
 def test_intake_sad_case_transitions_are_audited_and_mailed(intake_client, intake_runtime, intake_token,
                                                             intake_upload, submitted,
-                                                            intake_sad_inbox) -> None:
+                                                            intake_mail) -> None:
     path = f"/api/intake/sad-requests/{submitted['id']}"
     worker = intake_token("marta.neri", "social_worker", comune="schilpario")
     code = submitted["tracking_code"]
@@ -130,9 +97,9 @@ def test_intake_sad_case_transitions_are_audited_and_mailed(intake_client, intak
 
     _send_pending_updates(intake_runtime)
     _send_pending_updates(intake_runtime)  # a redelivered task sends nothing twice
-    assert len(intake_sad_inbox.messages) == len(events)
-    assert all(m["To"] == "luigi.verdi@example.it" for m in intake_sad_inbox.messages)
-    bodies = [m.get_payload(decode=True).decode(m.get_content_charset()) for m in intake_sad_inbox.messages]
+    assert len(intake_mail.mails) == len(events)
+    assert all(m["To"] == "luigi.verdi@example.it" for m in intake_mail.mails)
+    bodies = [m.get_payload(decode=True).decode(m.get_content_charset()) for m in intake_mail.mails]
     assert f"https://ambito.example.it/intake/sad/{code}" in bodies[0] and "bozza" in bodies[0]
     assert "Certificato del medico curante" in bodies[3]
     assert "in attesa dell'assegnazione del budget" in bodies[-1]

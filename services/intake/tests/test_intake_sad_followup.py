@@ -20,12 +20,6 @@ VERBALE = b"%PDF-1.4\nverbale di invalidita\n%%EOF\n"
 ISEE = b"%PDF-1.4\nattestazione isee\n%%EOF\n"
 
 
-def _csrf(client) -> str:
-    cookie = client.get_cookie("ambito_csrf")
-    assert cookie is not None
-    return cookie.value
-
-
 def _submitted(client, upload, payload) -> dict[str, str]:
     created = client.post("/api/intake/sad-requests", json=payload).get_json()
     assert upload(created["tracking_code"], ISEE).status_code == 201
@@ -40,14 +34,14 @@ def _builds(runtime) -> list[dict]:
             OutboxMessage.task_name == "documents.build_package").order_by(OutboxMessage.id))]
 
 
-def _answer_with_upload(client, code: str, content: bytes, name: str) -> None:
+def _answer_with_upload(client, csrf, code: str, content: bytes, name: str) -> None:
     """The citizen, on the tracking page: upload the file asked for, then confirm."""
     client.get(f"/intake/sad/{code}")  # the page sets the CSRF cookie
     uploaded = client.post(f"/intake/sad/{code}/allegati", data={
-        "csrf_token": _csrf(client), "kind": "certificate", "file": (io.BytesIO(content), name)},
+        "csrf_token": csrf(), "kind": "certificate", "file": (io.BytesIO(content), name)},
         content_type="multipart/form-data")
     assert uploaded.status_code == 303
-    sent = client.post(f"/intake/sad/{code}/documenti-inviati", data={"csrf_token": _csrf(client)})
+    sent = client.post(f"/intake/sad/{code}/documenti-inviati", data={"csrf_token": csrf()})
     assert sent.status_code == 303
 
 
@@ -68,7 +62,7 @@ def _send_pending(runtime, task_name: str, send) -> None:
 
 
 def test_intake_sad_supplement_goes_to_the_comune_protocol_on_its_own_road(
-        intake_client, intake_worker, intake_token, intake_upload, intake_sad_payload) -> None:
+        intake_client, intake_csrf, intake_worker, intake_token, intake_upload, intake_sad_payload) -> None:
     created = _submitted(intake_client, intake_upload, intake_sad_payload())
     code, request_id = created["tracking_code"], created["id"]
     worker = intake_token("marta.neri", "social_worker", comune="schilpario")
@@ -77,7 +71,7 @@ def test_intake_sad_supplement_goes_to_the_comune_protocol_on_its_own_road(
     intake_client.post(f"/api/intake/sad-requests/{request_id}/request-documents",
                        json={"message": "Verbale di invalidità civile"}, headers=worker)
 
-    _answer_with_upload(intake_client, code, VERBALE, "verbale.pdf")
+    _answer_with_upload(intake_client, intake_csrf, code, VERBALE, "verbale.pdf")
 
     main, supplement = _builds(intake_worker)
     assert main["source_ref"] == main_ref
@@ -125,7 +119,7 @@ def test_intake_sad_supplement_goes_to_the_comune_protocol_on_its_own_road(
     # A second request for documents, a second supplement with a reference of its own.
     intake_client.post(f"/api/intake/sad-requests/{request_id}/request-documents",
                        json={"message": "Documento d'identità leggibile"}, headers=worker)
-    _answer_with_upload(intake_client, code, ISEE + b"2", "documento.pdf")
+    _answer_with_upload(intake_client, intake_csrf, code, ISEE + b"2", "documento.pdf")
     second = _builds(intake_worker)[-1]
     assert second["source_ref"] == f"sad_request:{request_id}:integrazione:2"
     assert [a["name"] for a in second["payload"]["attachments"]] == ["documento.pdf"]
@@ -168,7 +162,8 @@ def test_intake_application_rejected_by_the_protocol_is_shown_and_mailed(
 
 
 def test_intake_sad_request_and_supplement_rejected_by_the_protocol(
-        intake_client, intake_worker, intake_token, intake_upload, intake_sad_payload, tmp_path) -> None:
+        intake_client, intake_csrf, intake_worker, intake_token, intake_upload, intake_sad_payload,
+        tmp_path) -> None:
     created = _submitted(intake_client, intake_upload, intake_sad_payload())
     code, request_id = created["tracking_code"], created["id"]
     ref = f"sad_request:{request_id}"
@@ -178,7 +173,7 @@ def test_intake_sad_request_and_supplement_rejected_by_the_protocol(
     worker = intake_token("marta.neri", "social_worker", comune="schilpario")
     intake_client.post(f"/api/intake/sad-requests/{request_id}/request-documents",
                        json={"message": "Attestazione ISEE leggibile"}, headers=worker)
-    _answer_with_upload(intake_client, code, VERBALE, "isee-nuovo.pdf")
+    _answer_with_upload(intake_client, intake_csrf, code, VERBALE, "isee-nuovo.pdf")
     assert tasks.package_status(source_ref=f"{ref}:integrazione:1", package_id="q", status="rejected",
                                 rejection={"code": "E02", "reason": "PEC non consegnata"}) == "rejected"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from ambito_common.forms import build_form
 from intake.models import SadAttachment, SadRequest
 from lxml import html
 from sqlalchemy import func, select
@@ -11,12 +12,6 @@ from sqlalchemy import func, select
 
 def _token_cookie(client, headers: dict[str, str]) -> None:
     client.set_cookie("ambito_identity", headers["Authorization"].removeprefix("Bearer "))
-
-
-def _csrf(client) -> str:
-    cookie = client.get_cookie("ambito_csrf")
-    assert cookie is not None
-    return cookie.value
 
 
 def test_intake_sad_pages_form_keeps_values_and_names_the_comuni(intake_client, intake_page_post,
@@ -38,7 +33,21 @@ def test_intake_sad_pages_form_keeps_values_and_names_the_comuni(intake_client, 
     assert doc.xpath("//input[@id='f-beneficiary-first_name']/@value") == ["Giovanna"]
 
 
-def test_intake_sad_pages_file_upload_and_submit(intake_client, intake_runtime, intake_page_post,
+def test_intake_sad_pages_share_one_schema_that_requests_leave_as_it_was(intake_runtime, intake_page_post,
+                                                                         intake_form_pairs,
+                                                                         intake_sad_payload) -> None:
+    """The request's schema is built once per process: a request must not leave anything on it."""
+    schema = intake_runtime.sad.schema()
+    blank = build_form(schema)
+    payload = intake_sad_payload()
+    payload["beneficiary"]["comune"] = "bergamo"
+    assert intake_page_post("/intake/sad/nuova", intake_form_pairs(payload)).status_code == 422
+    assert intake_page_post("/intake/sad/nuova", intake_form_pairs(intake_sad_payload())).status_code == 303
+    assert intake_runtime.sad.schema() is schema
+    assert build_form(schema) == blank and not blank.errors
+
+
+def test_intake_sad_pages_file_upload_and_submit(intake_client, intake_csrf, intake_runtime, intake_page_post,
                                                  intake_form_pairs, intake_sad_payload) -> None:
     payload = intake_sad_payload()
     payload["isee"]["value_cents"] = "9.500,00"  # a person types euros
@@ -52,17 +61,17 @@ def test_intake_sad_pages_file_upload_and_submit(intake_client, intake_runtime, 
     assert page.status_code == 200 and "bozza" in page.text
 
     disguised = intake_client.post(tracking + "/allegati", data={
-        "csrf_token": _csrf(intake_client), "kind": "isee",
+        "csrf_token": intake_csrf(), "kind": "isee",
         "file": (io.BytesIO(b"MZ\x90\x00" + b"\x00" * 100), "isee.pdf")}, content_type="multipart/form-data")
     assert disguised.status_code == 415 and "PDF, JPEG o PNG" in disguised.text
     with intake_runtime.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(SadAttachment)) == 0
 
     uploaded = intake_client.post(tracking + "/allegati", data={
-        "csrf_token": _csrf(intake_client), "kind": "isee",
+        "csrf_token": intake_csrf(), "kind": "isee",
         "file": (io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "isee.pdf")}, content_type="multipart/form-data")
     assert uploaded.status_code == 303
-    submitted = intake_client.post(tracking + "/presenta", data={"csrf_token": _csrf(intake_client)})
+    submitted = intake_client.post(tracking + "/presenta", data={"csrf_token": intake_csrf()})
     assert submitted.status_code == 303
     page = intake_client.get(tracking)
     assert "Richiesta presentata e registrata" in html.fromstring(page.text).text_content()
@@ -70,7 +79,7 @@ def test_intake_sad_pages_file_upload_and_submit(intake_client, intake_runtime, 
 
 
 def test_intake_sad_pages_queue_and_case_for_the_comune_only(intake_client, intake_token, intake_runtime,
-                                                             intake_sad_payload) -> None:
+                                                             intake_sad_payload, intake_csrf) -> None:
     created = intake_client.post("/api/intake/sad-requests", json=intake_sad_payload()).get_json()
     intake_client.post(f"/api/intake/sad-requests/{created['tracking_code']}/submit", json={})
     other = intake_client.post("/api/intake/sad-requests", json=intake_sad_payload(
@@ -87,20 +96,20 @@ def test_intake_sad_pages_queue_and_case_for_the_comune_only(intake_client, inta
 
     case = f"/intake/servizi-sociali/sad/{created['id']}"
     assert intake_client.get(case).status_code == 200
-    bad = intake_client.post(case + "/piano", data={"csrf_token": _csrf(intake_client), "weeks": "8"})
+    bad = intake_client.post(case + "/piano", data={"csrf_token": intake_csrf(), "weeks": "8"})
     assert bad.status_code == 422
     plan = intake_client.post(case + "/piano", data={
-        "csrf_token": _csrf(intake_client), "asa_hours_week": "3", "oss_hours_week": "0",
+        "csrf_token": intake_csrf(), "asa_hours_week": "3", "oss_hours_week": "0",
         "start_date": "2026-12-01", "weeks": "8", "provider": "coop-sociale-scalve"})
     assert plan.status_code == 303
-    assert intake_client.post(case + "/approva", data={"csrf_token": _csrf(intake_client)}).status_code == 303
+    assert intake_client.post(case + "/approva", data={"csrf_token": intake_csrf()}).status_code == 303
     page = intake_client.get(case)
     state = html.fromstring(page.text).xpath("string(//*[@id='stato-caso'])")
     assert state == "approvata, in attesa di budget"
     assert intake_client.get(f"/intake/sad/{created['tracking_code']}").text.count("in attesa di budget") >= 1
 
 
-def test_intake_sad_pages_citizen_answers_a_request_for_documents(intake_client, intake_token,
+def test_intake_sad_pages_citizen_answers_a_request_for_documents(intake_client, intake_csrf, intake_token,
                                                                   intake_sad_payload) -> None:
     created = intake_client.post("/api/intake/sad-requests", json=intake_sad_payload()).get_json()
     code = created["tracking_code"]
@@ -112,14 +121,14 @@ def test_intake_sad_pages_citizen_answers_a_request_for_documents(intake_client,
     asked = html.fromstring(page.text).xpath("string(//*[@id='documenti-richiesti'])")
     assert "Verbale di invalidità" in asked
     answer = f"/intake/sad/{code}/documenti-inviati"
-    early = intake_client.post(answer, data={"csrf_token": _csrf(intake_client)})
+    early = intake_client.post(answer, data={"csrf_token": intake_csrf()})
     assert early.status_code == 422
     uploaded = intake_client.post(f"/intake/sad/{code}/allegati", data={
-        "csrf_token": _csrf(intake_client), "kind": "certificate",
+        "csrf_token": intake_csrf(), "kind": "certificate",
         "file": (io.BytesIO(b"%PDF-1.4\nverbale\n%%EOF\n"), "verbale.pdf")},
         content_type="multipart/form-data")
     assert uploaded.status_code == 303
-    sent = intake_client.post(answer, data={"csrf_token": _csrf(intake_client)})
+    sent = intake_client.post(answer, data={"csrf_token": intake_csrf()})
     assert sent.status_code == 303
     page = intake_client.get(f"/intake/sad/{code}")
     assert html.fromstring(page.text).xpath("string(//*[@id='stato-richiesta'])") == "in valutazione"

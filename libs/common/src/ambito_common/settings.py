@@ -9,6 +9,8 @@ process at start-up instead of failing on the first request.
 from __future__ import annotations
 
 import os
+import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +105,28 @@ def require(value: object, name: str) -> None:
     """Fail fast on a missing setting in distributed mode."""
     if not value:
         raise SettingsError(f"{name} must be set in distributed mode")
+
+
+def embedded_secret(path: Path, nbytes: int) -> bytes:
+    """The content of a secret file, generated on first run and kept (embedded mode, tests).
+
+    Kept so logins and e-mailed links survive restarts. The web process and the
+    worker start together and both may find the file missing: each writes its
+    own candidate and hard-links it into place, the first link wins and both
+    read the winner, so they never end up signing with different keys.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(secrets.token_urlsafe(nbytes), encoding="ascii")
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes()
 
 
 def service_database_url(env: Env, service: str, platform: PlatformSettings) -> str:

@@ -16,8 +16,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
-import secrets
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,11 +32,12 @@ from ambito_common.mail import send_mail
 from ambito_common.outbox import enqueue
 from ambito_common.settings import PlatformSettings
 from ambito_common.web import ROME, format_date
+from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .desk_schemas import TOPICS, BookingSchema
+from .desk_schemas import TOPICS, BookingSchema, LocalDateTime
 from .models import DeskBooking, DeskClosure, OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -96,16 +95,27 @@ class DeskConfig:
 # The agenda
 
 
-def closed_reason(session: Session, config: DeskConfig, location: Location, day: dt.date) -> str | None:
-    """Why the desk is closed on ``day`` (holiday, patron saint, closure), or None if it is open."""
-    national = holidays.country_holidays("IT", years=day.year)
-    if day in national:
-        return str(national[day])
-    if config.patron_days.get(location.comune) == (day.month, day.day):
-        return "Festa del santo patrono"
-    closure = session.scalar(select(DeskClosure).where(DeskClosure.location == location.code,
-                                                       DeskClosure.date == day))
-    return closure.reason if closure else None
+def closed_days(session: Session, config: DeskConfig, location: Location, first: dt.date,
+                last: dt.date) -> dict[dt.date, str]:
+    """Why the desk is closed on each closed day from ``first`` to ``last`` (inclusive).
+
+    A national holiday's name wins over the patron saint, and both over a staff
+    closure's reason. One calendar and one query for the whole range: a booking
+    page shows two months.
+    """
+    national = holidays.country_holidays("IT", years=range(first.year, last.year + 1))
+    closures = select(DeskClosure.date, DeskClosure.reason).where(
+        DeskClosure.location == location.code, DeskClosure.date >= first, DeskClosure.date <= last)
+    reasons: dict[dt.date, str] = {day: reason for day, reason in session.execute(closures)}
+    patron = config.patron_days.get(location.comune)
+    day = first
+    while day <= last:
+        if day in national:
+            reasons[day] = str(national[day])
+        elif patron == (day.month, day.day):
+            reasons[day] = "Festa del santo patrono"
+        day += dt.timedelta(days=1)
+    return reasons
 
 
 def _slots_of_day(config: DeskConfig, location: Location,
@@ -136,10 +146,11 @@ def availability(session: Session, config: DeskConfig, *, location: str, first: 
     last = min(last, latest.astimezone(ROME).date())
     taken = _taken(session, loc.code, dt.datetime.combine(first, dt.time(), tzinfo=ROME),
                    dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=ROME))
+    closed = closed_days(session, config, loc, first, last)
     slots = []
     day = first
     while day <= last:
-        if closed_reason(session, config, loc, day) is None:
+        if day not in closed:
             for start, end in _slots_of_day(config, loc, day):
                 remaining = loc.capacity - taken.get(start, 0)
                 if earliest <= start <= latest and remaining > 0:
@@ -160,7 +171,7 @@ def _check_slot(session: Session, config: DeskConfig, loc: Location, start: dt.d
     if start > now + config.horizon:
         raise Conflict(f"Si può prenotare al massimo {config.horizon.days} giorni prima.")
     day = start.astimezone(ROME).date()
-    reason = closed_reason(session, config, loc, day)
+    reason = closed_days(session, config, loc, day, day).get(day)
     if reason is not None:
         raise Conflict(f"Lo sportello è chiuso il {format_date(day)}: {reason}.")
     for slot_start, slot_end in _slots_of_day(config, loc, day):
@@ -170,7 +181,7 @@ def _check_slot(session: Session, config: DeskConfig, loc: Location, start: dt.d
 
 
 def _take_seat(session: Session, booking: DeskBooking, capacity: int) -> None:
-    """Give ``booking`` the first free seat of its slot, or Conflict: the unique constraint decides."""
+    """Give ``booking`` (new or moved) the first free seat of its slot, or Conflict: the database decides."""
     for seat in range(1, capacity + 1):
         booking.seat = seat
         try:
@@ -187,17 +198,6 @@ def manage_token(config: DeskConfig, booking: DeskBooking) -> str:
     """The signed token of a booking's manage link; any change raises SEQUENCE and so changes it."""
     digest = hmac.new(config.link_key, f"{booking.id}:{booking.sequence}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
-def ensure_link_key(path: Path) -> bytes:
-    """The secret that signs manage links, created once (embedded mode, tests)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(secrets.token_bytes(32))
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-    return path.read_bytes()
 
 
 def book(session: Session, *, data: Any, now: dt.datetime, config: DeskConfig,
@@ -248,26 +248,18 @@ def reschedule(session: Session, *, booking_id: str, token: str | None, start: A
     """Move a booking to another slot of its location: same UID, SEQUENCE raised, a new token."""
     booking = managed(session, booking_id, token, now, config)
     try:
-        new_start = dt.datetime.fromisoformat(str(start))
-    except ValueError as exc:
+        new_start = LocalDateTime().deserialize(start)
+    except ValidationError as exc:
         raise InvalidInput("Orario non valido.", errors={"start": ["Orario non valido."]}) from exc
-    if new_start.tzinfo is None:
-        new_start = new_start.replace(tzinfo=ROME)
     loc = config.location(booking.location)
     end = _check_slot(session, config, loc, new_start, now)
-    old = (booking.start, booking.seat)
+    old = (booking.start, booking.end, booking.seat)
     booking.start, booking.end = new_start.astimezone(dt.UTC), end
-    for seat in range(1, loc.capacity + 1):
-        booking.seat = seat
-        try:
-            with session.begin_nested():
-                session.flush()
-            break
-        except IntegrityError:
-            continue
-    else:
-        booking.start, booking.seat = old
-        raise Conflict("L'orario scelto non ha più posti disponibili: ne scelga un altro.")
+    try:
+        _take_seat(session, booking, loc.capacity)
+    except Conflict:
+        booking.start, booking.end, booking.seat = old
+        raise
     booking.sequence += 1
     booking.reminder_sent_at = None
     enqueue(session, OutboxMessage, "intake.send_booking_mail", booking_id=booking.id, kind="confirmation",

@@ -15,7 +15,7 @@ from ambito_common.web import load_ambito
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from .desk import DeskConfig, ensure_link_key
+from .desk import DeskConfig
 from .models import OutboxMessage
 from .sad import SadConfig
 from .settings import Settings
@@ -43,7 +43,7 @@ class Runtime:
                              max_file_bytes=settings.upload_max_file_bytes,
                              max_request_bytes=settings.upload_max_request_bytes,
                              draft_ttl=dt.timedelta(days=settings.draft_ttl_days))
-        desk = DeskConfig.load(settings.platform.data_dir, ambito, ensure_link_key(settings.link_key_file))
+        desk = DeskConfig.load(settings.platform.data_dir, ambito, settings.link_key_file.read_bytes())
         return cls(settings, session_factory, celery, outbox, ambito, sad, desk)
 
     def migrate(self) -> None:

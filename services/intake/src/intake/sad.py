@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import uuid
@@ -100,6 +101,11 @@ class SadConfig:
         return dict(self.comuni).get(code, code)
 
     def schema(self) -> SadRequestSchema:
+        """The one schema of the request, shared by every request of the process (nothing mutates it)."""
+        return self._schema
+
+    @functools.cached_property
+    def _schema(self) -> SadRequestSchema:
         return SadRequestSchema(comuni=self.comuni, providers=self.providers)
 
 
@@ -126,10 +132,7 @@ def recipient(config: SadConfig, comune: str) -> dict[str, str]:
 
 
 def get_by_code(session: Session, tracking_code: str) -> SadRequest:
-    code = normalise_tracking_code(tracking_code)
-    found = None
-    if code is not None:
-        found = session.scalar(select(SadRequest).where(SadRequest.tracking_code == code))
+    found = find_by_code(session, tracking_code)
     if found is None:
         raise NotFound("Nessuna richiesta corrisponde a questo codice. "
                        "Controlli il link ricevuto per e-mail.")
@@ -318,10 +321,8 @@ def submit(session: Session, *, tracking_code: str, now: dt.datetime, config: Sa
         assert request.submitted_at is not None
         raise Conflict(f"La richiesta è già stata presentata il {services.when(request.submitted_at)}.")
     _keep(request, request.data, complete=True, now=now, config=config)  # a saved draft may be half-filled
-    register = config.ambito["register"]
-    year = now.astimezone(ROME).year
-    request.register_number = services.next_register_number(session, register["register_code"], year)
-    request.register_code, request.register_year = register["register_code"], year
+    request.register_code, request.register_year, request.register_number = services.take_registration(
+        session, config.ambito, now)
     request.status, request.case_status = services.RECEIVED, NEW
     request.submitted_at = request.package_requested_at = now
     request.expires_at = None
@@ -607,6 +608,23 @@ def request_documents(session: Session, request: SadRequest, identity: Identity,
     _move(session, request, identity, DOCUMENTS_REQUESTED, f"Documenti richiesti: {text}", now)
 
 
+def decide(session: Session, request: SadRequest, identity: Identity, action: str,
+           body: Mapping[str, Any], now: dt.datetime, config: SadConfig) -> None:
+    """One decision of a social worker, by its API name; the case page posts the same ones."""
+    if action == "notes":
+        add_note(session, request, identity, body.get("text"), now)
+    elif action == "care-plan":
+        save_care_plan(session, request, identity, body, now, config)
+    elif action == "approve":
+        approve(session, request, identity, now, config)
+    elif action == "reject":
+        reject(session, request, identity, body.get("reason"), now)
+    elif action == "request-documents":
+        request_documents(session, request, identity, body.get("message"), now)
+    else:
+        raise NotFound("Azione sconosciuta.")
+
+
 def documents_sent(session: Session, *, tracking_code: str, now: dt.datetime,
                    config: SadConfig) -> SadRequest:
     """The citizen has uploaded what was asked: the case goes back to the social worker.
@@ -622,12 +640,10 @@ def documents_sent(session: Session, *, tracking_code: str, now: dt.datetime,
     if not new_files:
         raise InvalidInput("Caricare almeno un documento prima di inviare.",
                            errors={"file": ["Caricare almeno un documento prima di inviare."]})
-    register = config.ambito["register"]
-    year = now.astimezone(ROME).year
+    register_code, year, number = services.take_registration(session, config.ambito, now)
     supplement = SadSupplement(
         number=len(request.supplements) + 1, created_at=now, status=services.RECEIVED,
-        register_code=register["register_code"], register_year=year, package_requested_at=now,
-        register_number=services.next_register_number(session, register["register_code"], year))
+        register_code=register_code, register_year=year, register_number=number, package_requested_at=now)
     request.supplements.append(supplement)
     supplement.attachments.extend(new_files)
     session.flush()

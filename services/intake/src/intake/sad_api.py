@@ -124,33 +124,18 @@ def get_case(request_id: str):  # type: ignore[no-untyped-def]
     return jsonify(case_json(sad.get_case(db_session(), request_id, current_identity())))
 
 
-def _decide(request_id: str, action: str) -> Response:
+@bp.post("/api/intake/sad-requests/<request_id>/<any(notes, 'care-plan', approve, reject, "
+         "'request-documents'):action>")
+@require_roles(SOCIAL_WORKER)
+def decide(request_id: str, action: str):  # type: ignore[no-untyped-def]
     """Run one decision of the social worker on a case of their comune, and answer with the case."""
     session = db_session()
     identity = current_identity()
     assert identity is not None
     found = sad.get_case(session, request_id, identity, decide=True)
-    body = request.get_json(silent=True) or {}
-    now = utcnow()
-    if action == "notes":
-        sad.add_note(session, found, identity, body.get("text"), now)
-    elif action == "care-plan":
-        sad.save_care_plan(session, found, identity, body, now, config())
-    elif action == "approve":
-        sad.approve(session, found, identity, now, config())
-    elif action == "reject":
-        sad.reject(session, found, identity, body.get("reason"), now)
-    else:
-        sad.request_documents(session, found, identity, body.get("message"), now)
+    sad.decide(session, found, identity, action, request.get_json(silent=True) or {}, utcnow(), config())
     session.commit()
     return jsonify(case_json(found))
-
-
-@bp.post("/api/intake/sad-requests/<request_id>/<any(notes, 'care-plan', approve, reject, "
-         "'request-documents'):action>")
-@require_roles(SOCIAL_WORKER)
-def decide(request_id: str, action: str):  # type: ignore[no-untyped-def]
-    return _decide(request_id, action)
 
 
 def document_sad(spec: APISpec, problem: Any) -> None:

@@ -30,18 +30,13 @@ PACKAGE_STEPS = (
     (services.REGISTERED, "Protocollata"),
 )
 
+# The case page's Italian slugs for the decisions of sad.decide.
+DECISIONS = {"nota": "notes", "piano": "care-plan", "approva": "approve", "respingi": "reject",
+             "documenti": "request-documents"}
+
 
 def _config() -> sad.SadConfig:
     return current_app.extensions["runtime"].sad
-
-
-def _steps(found: SadRequest) -> list[dict[str, Any]]:
-    if found.status == sad.DRAFT:
-        reached = -1
-    else:  # a package the protocol rejected was received, and went no further
-        reached = services.STATUSES.index(found.status) if found.status in services.STATUSES else 0
-    return [{"label": label, "done": services.STATUSES.index(status) <= reached}
-            for status, label in PACKAGE_STEPS]
 
 
 def package_state(target: SadRequest | SadSupplement) -> str:
@@ -57,7 +52,8 @@ def _render_request(found: SadRequest, status: int = 200, upload_error: DomainEr
     config = _config()
     return render_template(
         "intake/sad_request.html", request_=found, code=group_tracking_code(found.tracking_code),
-        comune_name=config.comune_name(found.comune), steps=_steps(found),
+        comune_name=config.comune_name(found.comune),
+        steps=services.package_steps(found.status, PACKAGE_STEPS),
         case_label=sad.case_label(found), registration=sad.registration_label(found),
         package_state=package_state, kind_labels=dict(ATTACHMENT_KINDS), voucher_labels=sad.VOUCHER_LABELS,
         kinds=ATTACHMENT_KINDS, upload_error=upload_error,
@@ -227,20 +223,12 @@ def decide(request_id: str, action: str):  # type: ignore[no-untyped-def]
     identity = current_identity()
     assert identity is not None
     found = sad.get_case(session, request_id, identity, decide=True)
-    now = utcnow()
     plan_data = None
     try:
-        if action == "nota":
-            sad.add_note(session, found, identity, request.form.get("text"), now)
-        elif action == "piano":
+        if action == "piano":
             plan_data = parse_form(CarePlanSchema(providers=_config().providers), request.form)
-            sad.save_care_plan(session, found, identity, plan_data, now, _config())
-        elif action == "approva":
-            sad.approve(session, found, identity, now, _config())
-        elif action == "respingi":
-            sad.reject(session, found, identity, request.form.get("reason"), now)
-        else:
-            sad.request_documents(session, found, identity, request.form.get("message"), now)
+        sad.decide(session, found, identity, DECISIONS[action],
+                   request.form if plan_data is None else plan_data, utcnow(), _config())
     except DomainError as exc:
         session.rollback()
         errors = exc.errors or {"_schema": [exc.detail]}

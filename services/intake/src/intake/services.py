@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -133,6 +133,32 @@ def next_register_number(session: Session, register_code: str, year: int) -> int
     return counter.last_number
 
 
+def take_registration(session: Session, ambito: Mapping[str, Any], now: dt.datetime) -> tuple[str, int, int]:
+    """Register code, year and the next number for what is received ``now``.
+
+    Applications, SAD requests and their supplements share the Ambito's
+    register, so they are numbered in one place (see next_register_number).
+    """
+    register_code = ambito["register"]["register_code"]
+    year = now.astimezone(ROME).year
+    return register_code, year, next_register_number(session, register_code, year)
+
+
+def package_steps(status: str, labels: Sequence[tuple[str, str]],
+                  events: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The steps of a package's road to the protocol for a tracking page, ``labels`` in its words.
+
+    A package the protocol rejected was received and went no further. The
+    receipt of an application also shows when each step happened (``events``
+    by status) and which one it is at.
+    """
+    reached = STATUSES.index(status) if status in STATUSES else 0
+    return [{"label": label, "done": STATUSES.index(step) <= reached,
+             "current": events is not None and step == status,
+             "event": events.get(step) if events is not None else None}
+            for step, label in labels]
+
+
 # Accepting an application
 
 
@@ -155,10 +181,8 @@ def submit_application(session: Session, *, call_slug: str, data: Any, now: dt.d
         raise Conflict(closed_detail(call), deadline=call.deadline.astimezone(ROME).isoformat())
     schema = application_schema(call)
     clean = load(schema, data)
-    register = ambito["register"]
-    year = now.astimezone(ROME).year
     # Taking the number first also serialises acceptances, so the duplicate check cannot race.
-    number = next_register_number(session, register["register_code"], year)
+    register_code, year, number = take_registration(session, ambito, now)
     tax_code = clean["organisation"]["tax_code"]
     existing = session.scalar(select(Application).where(
         Application.call_id == call.id, Application.organisation_tax_code == tax_code))
@@ -173,7 +197,7 @@ def submit_application(session: Session, *, call_slug: str, data: Any, now: dt.d
     application = Application(
         id=str(uuid.uuid4()), call=call, tracking_code=new_tracking_code(),
         organisation_tax_code=tax_code, data=clean, status=RECEIVED,
-        register_code=register["register_code"], register_year=year, register_number=number,
+        register_code=register_code, register_year=year, register_number=number,
         submitted_at=now, package_requested_at=now)
     application.events.append(ApplicationEvent(
         at=now, status=RECEIVED, detail=f"Domanda ricevuta e registrata: {registration_label(application)}."))

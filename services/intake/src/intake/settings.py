@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ambito_common.settings import (
     PlatformSettings,
+    SettingsError,
+    embedded_secret,
     platform_settings,
     read_env,
     service_database_url,
@@ -30,8 +32,8 @@ class Settings:
     upload_max_request_bytes: int
     # INTAKE_DRAFT_TTL_DAYS: how long an unsubmitted SAD request is kept (default 30 days).
     draft_ttl_days: int
-    # INTAKE_LINK_KEY_FILE: the secret signing desk booking links (created if missing;
-    # default var/keys/intake-links.key).
+    # INTAKE_LINK_KEY_FILE: the secret signing desk booking links (default
+    # var/keys/intake-links.key, created when embedded; a mounted secret when distributed).
     link_key_file: Path
 
     @classmethod
@@ -45,6 +47,10 @@ class Settings:
             max_request = env.int("UPLOAD_MAX_REQUEST_BYTES", 30 * MB)
             draft_ttl_days = env.int("DRAFT_TTL_DAYS", 30)
             link_key_file = env.path("LINK_KEY_FILE", platform.var_dir / "keys" / "intake-links.key")
+        if platform.embedded:
+            embedded_secret(link_key_file, 32)
+        if not link_key_file.is_file():
+            raise SettingsError(f"INTAKE_LINK_KEY_FILE: {link_key_file} does not exist")
         return cls(platform=platform,
                    database_url=service_database_url(env, "intake", platform),
                    package_retry_seconds=retry, storage_dir=storage_dir,

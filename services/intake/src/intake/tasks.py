@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import smtplib
+from typing import Any
 
 from ambito_common.db import session_scope, utcnow
 from celery import shared_task
@@ -11,9 +12,12 @@ from celery import shared_task
 from . import desk, sad, services
 from .runtime import worker_runtime
 
+# The e-mail tasks: a mail server down or refusing for a while is retried, with backoff, for hours.
+MAIL_RETRY: dict[str, Any] = {"autoretry_for": (smtplib.SMTPException, OSError), "retry_backoff": 30,
+              "retry_backoff_max": 3600, "retry_jitter": True, "max_retries": 12}
 
-@shared_task(name="intake.send_receipt", autoretry_for=(smtplib.SMTPException, OSError),
-             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+
+@shared_task(name="intake.send_receipt", **MAIL_RETRY)
 def send_receipt(application_id: str) -> bool:
     """E-mail the receipt to the organisation (copy to its contact person), once."""
     runtime = worker_runtime()
@@ -54,8 +58,7 @@ def voucher_status(source_ref: str, status: str, vouchers: list[dict[str, object
         return request.case_status if request else None
 
 
-@shared_task(name="intake.send_application_update", autoretry_for=(smtplib.SMTPException, OSError),
-             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+@shared_task(name="intake.send_application_update", **MAIL_RETRY)
 def send_application_update(event_id: int) -> bool:
     """E-mail the organisation about an event of its application (a rejection by the protocol), once."""
     runtime = worker_runtime()
@@ -83,8 +86,7 @@ def reconcile() -> int:
                                                           config=runtime.sad)
 
 
-@shared_task(name="intake.send_sad_update", autoretry_for=(smtplib.SMTPException, OSError),
-             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+@shared_task(name="intake.send_sad_update", **MAIL_RETRY)
 def send_sad_update(event_id: int) -> bool:
     """E-mail the citizen about one transition of a SAD request, once."""
     runtime = worker_runtime()
@@ -101,8 +103,7 @@ def purge_drafts() -> int:
         return sad.purge_expired_drafts(session, now=utcnow(), config=runtime.sad)
 
 
-@shared_task(name="intake.send_booking_mail", autoretry_for=(smtplib.SMTPException, OSError),
-             retry_backoff=30, retry_backoff_max=3600, retry_jitter=True, max_retries=12)
+@shared_task(name="intake.send_booking_mail", **MAIL_RETRY)
 def send_booking_mail(booking_id: str, kind: str, sequence: int) -> bool:
     """The confirmation (with .ics and manage link) or cancellation of a desk booking."""
     runtime = worker_runtime()

@@ -7,8 +7,6 @@ the errors at the top and each message next to its field.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ambito_common.db import db_session, utcnow
 from ambito_common.errors import Conflict, InvalidInput
 from ambito_common.forms import Form, build_form, load, parse_form
@@ -16,7 +14,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from . import services
 from .codes import group_tracking_code, normalise_tracking_code
-from .models import Application, Call
+from .models import Call
 from .schemas import CATEGORIES, LEGAL_FORMS, LEGAL_FORMS_BY_CATEGORY, TrackingLookupSchema
 
 bp = Blueprint("intake_pages", __name__)
@@ -86,15 +84,6 @@ STEPS = (
 )
 
 
-def _steps(application: Application) -> list[dict[str, Any]]:
-    # A package the protocol rejected was received, and went no further on this road.
-    reached = services.STATUSES.index(application.status) if application.status in services.STATUSES else 0
-    events = {e.status: e for e in application.events}
-    return [{"label": label, "done": services.STATUSES.index(status) <= reached,
-             "current": status == application.status, "event": events.get(status)}
-            for status, label in STEPS]
-
-
 @bp.get("/intake/domande/<code>")
 def receipt(code: str):  # type: ignore[no-untyped-def]
     application = services.get_application(db_session(), code)
@@ -102,7 +91,8 @@ def receipt(code: str):  # type: ignore[no-untyped-def]
         "intake/receipt.html", application=application, call=application.call,
         code=group_tracking_code(application.tracking_code),
         registration=services.registration_label(application),
-        status_label=services.STATUS_LABELS[application.status], steps=_steps(application),
+        status_label=services.STATUS_LABELS[application.status], steps=services.package_steps(
+            application.status, STEPS, {e.status: e for e in application.events}),
         delivered=application.status in (services.DELIVERED, services.REGISTERED, services.REJECTED))
 
 
