@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from ambito_common.testing import require
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,12 +30,7 @@ CHROMIUM_ENV = {"LANGUAGE": "it"}
 
 def require_chromium() -> None:
     """Skip (or fail under REQUIRE_SERVICES=1) when chromium is not installed."""
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(message + " and REQUIRE_SERVICES=1")
-    pytest.skip(message)
+    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (apt-get install chromium)")
 
 
 @contextmanager

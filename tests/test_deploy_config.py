@@ -9,7 +9,6 @@ so routing, headers, limits and static files are observed from outside, as a bro
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,13 +27,14 @@ import jsonschema
 import pytest
 import requests
 import yaml
-from ambito_common.testing import free_port
+from ambito_common.testing import REPO_ROOT, SHARED_DIR, free_port, require
 
-REPO = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = REPO / "docker-compose.yml"
-COMPOSE_SCHEMA = (Path(__file__).resolve().parents[2] / "shared" / "standards" / "compose-spec"
-                  / "compose-spec.json")
-NGINX_DIR = REPO / "deploy" / "nginx"
+from ambito.dispatcher import SERVICE_PREFIXES
+from tests.harness import load_nginx_render, nginx_scratch_dir
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+COMPOSE_SCHEMA = SHARED_DIR / "standards" / "compose-spec" / "compose-spec.json"
+NGINX_DIR = REPO_ROOT / "deploy" / "nginx"
 
 PYTHON_SERVICES = {"migrate", "gateway", "intake", "vouchers", "documents",
                    "worker-intake", "worker-documents", "worker-vouchers", "beat"}
@@ -46,14 +45,7 @@ UPSTREAMS = ("gateway", "intake", "vouchers", "documents")
 UPLOAD_LIMIT = 35 * 1024 * 1024
 
 
-def _load_render():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("deploy_nginx_render", NGINX_DIR / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-render = _load_render()
+render = load_nginx_render()
 
 
 # --- docker-compose.yml -------------------------------------------------------------------
@@ -65,8 +57,7 @@ def compose() -> dict:
 
 
 def test_compose_file_follows_the_compose_specification(compose: dict) -> None:
-    if not COMPOSE_SCHEMA.exists():
-        pytest.skip(f"Compose specification schema not found at {COMPOSE_SCHEMA}")
+    require(COMPOSE_SCHEMA.exists(), f"Compose specification schema not found at {COMPOSE_SCHEMA}")
     schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
     jsonschema.validate(compose, schema, cls=jsonschema.Draft7Validator)
 
@@ -123,8 +114,8 @@ def test_secrets_are_files_outside_git_never_inline_values(compose: dict) -> Non
     for name, spec in secrets.items():
         assert set(spec) == {"file"}, name
         assert spec["file"].startswith("deploy/secrets/"), name
-    assert (REPO / "deploy" / "secrets" / "README.md").exists()
-    assert "*" in (REPO / "deploy" / "secrets" / ".gitignore").read_text().splitlines()
+    assert (REPO_ROOT / "deploy" / "secrets" / "README.md").exists()
+    assert "*" in (REPO_ROOT / "deploy" / "secrets" / ".gitignore").read_text().splitlines()
 
     # Passwords and keys in the environment are interpolated from .env, never written here.
     for name, service in compose["services"].items():
@@ -143,7 +134,7 @@ def test_secrets_are_files_outside_git_never_inline_values(compose: dict) -> Non
 
 def test_each_service_has_its_own_database(compose: dict) -> None:
     services = compose["services"]
-    created = set(re.findall(r"CREATE DATABASE (\w+);", (REPO / "deploy/postgres/init.sql").read_text()))
+    created = set(re.findall(r"CREATE DATABASE (\w+);", (REPO_ROOT / "deploy/postgres/init.sql").read_text()))
     assert created == {f"ambito_{name}" for name in WEB_SERVICES}
     for name in WEB_SERVICES:
         variable = f"{name.upper()}_DATABASE_URL"
@@ -194,6 +185,18 @@ def test_nginx_image_gives_every_template_placeholder_a_value() -> None:
     assert not re.match(envsubst_filter, "HOSTNAME")
 
 
+def test_nginx_routes_each_prefix_to_the_service_the_embedded_dispatcher_does() -> None:
+    """Distributed and embedded mode must agree on which service owns a path."""
+    template = re.sub(r"#[^\n]*", "", (NGINX_DIR / "ambito.conf.template").read_text())
+    routed: dict[str, set[str]] = {}
+    for path, body in re.findall(r"location\s+(?:=\s+)?(/\S*)\s*\{([^{}]*)\}", template):
+        upstream = re.search(r"proxy_pass\s+http://ambito_(\w+);", body)
+        if upstream:
+            routed.setdefault(upstream.group(1), set()).add(path)
+    assert routed.pop("gateway") == {"/", "/auth/login", "/accesso"}
+    assert routed == {service: set(prefixes) for service, prefixes in SERVICE_PREFIXES.items()}
+
+
 # --- nginx --------------------------------------------------------------------------------
 
 
@@ -201,22 +204,8 @@ def nginx_binary() -> str:
     """The nginx executable; skip without one, fail under REQUIRE_SERVICES=1."""
     found = shutil.which("nginx") or next(
         (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(path, os.X_OK)), None)
-    if found:
-        return found
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail("nginx is not installed and REQUIRE_SERVICES=1")
-    pytest.skip("nginx is not installed")
-
-
-@contextmanager
-def scratch_dir() -> Iterator[Path]:
-    """A directory nginx's unprivileged workers can traverse (pytest's tmp_path is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="ambito-nginx-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    require(found is not None, "nginx is not installed (apt-get install nginx-light)")
+    return found
 
 
 def nginx_values(upstreams: dict[str, int], static_root: Path, port: int) -> dict[str, str]:
@@ -313,7 +302,7 @@ def echo_upstreams() -> Iterator[dict[str, int]]:
 def edge() -> Iterator[str]:
     """nginx with the rendered template in front of the four stand-in apps; its base URL."""
     nginx_binary()
-    with scratch_dir() as scratch, echo_upstreams() as upstreams:
+    with nginx_scratch_dir() as scratch, echo_upstreams() as upstreams:
         static = scratch / "static"
         (static / "css").mkdir(parents=True)
         (static / "css" / "app.css").write_text("body { color: #06c; }\n" * 200)
@@ -348,7 +337,7 @@ def test_render_refuses_to_leave_a_placeholder(tmp_path: Path) -> None:
 
 def test_rendered_configuration_passes_nginx_t() -> None:
     nginx = nginx_binary()
-    with scratch_dir() as scratch:
+    with nginx_scratch_dir() as scratch:
         values = nginx_values(dict.fromkeys(UPSTREAMS, 8000), scratch / "static", 8080)
         conf = render.render(scratch / "prefix" / "nginx.conf", values)
         result = subprocess.run([nginx, "-t", "-e", "stderr", "-p", f"{scratch}/prefix/", "-c", str(conf)],
@@ -361,8 +350,7 @@ def test_rendered_configuration_passes_nginx_t() -> None:
 def test_the_image_envsubst_renders_the_same_file_as_render_py() -> None:
     """What the nginx image's entrypoint does: envsubst limited to the Dockerfile's filter."""
     envsubst = shutil.which("envsubst")
-    if envsubst is None:
-        pytest.skip("envsubst (gettext-base) is not installed")
+    require(envsubst is not None, "envsubst is not installed (apt-get install gettext-base)")
     dockerfile = (NGINX_DIR / "Dockerfile").read_text()
     envsubst_filter = re.search(r"NGINX_ENVSUBST_FILTER='([^']+)'", dockerfile).group(1)
     values = nginx_values(dict.fromkeys(UPSTREAMS, 8000), Path("/srv/static"), 80)
@@ -501,7 +489,7 @@ def test_login_attempts_are_rate_limited(edge: str) -> None:
 def test_an_unreachable_app_gets_an_italian_problem() -> None:
     nginx_binary()
     closed = {name: free_port() for name in UPSTREAMS}
-    with scratch_dir() as scratch, running_nginx(
+    with nginx_scratch_dir() as scratch, running_nginx(
             scratch / "prefix", nginx_values(closed, scratch / "static", free_port())) as url:
         response = requests.get(url + "/api/vouchers/funds", timeout=10)
     assert response.status_code == 503
@@ -529,7 +517,7 @@ def test_gunicorn_settings_bind_port_trust_the_proxy_and_log_the_request_id(tmp_
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "deploy" / "gunicorn.conf.py"),
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO_ROOT / "deploy" / "gunicorn.conf.py"),
              "--chdir", str(tmp_path), "probe_app:app"], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 20

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ambito_common.db import make_engine, make_session_factory
-from ambito_common.heartbeat import beat
+from ambito_common.heartbeat import MAX_AGE, beat
 from ambito_common.testing import free_port
 from ambito_common.web import create_service_app
 from gateway.app import create_app
@@ -93,6 +94,22 @@ def test_unhealthy_without_a_worker_on_every_queue(gateway_environ, gateway_live
     body = response.get_json()
     assert body["worker"] == "no live worker for documents"
     assert set(body["services"].values()) == {"ok"}
+
+
+def test_a_worker_that_stopped_beating_no_longer_counts(gateway_environ, gateway_live_services):
+    client, platform = _gateway(gateway_environ, gateway_live_services)
+    beat(platform, "worker@live", ["intake", "vouchers"])
+    beat(platform, "worker@gone", ["documents"], at=time.time() - MAX_AGE - 1)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["worker"] == "no live worker for documents"
+    assert set(body["services"].values()) == {"ok"}
+
+    beat(platform, "worker@gone", ["documents"])  # the same worker, alive again
+    assert client.get("/healthz").status_code == 200
 
 
 def test_a_service_answering_an_error_is_unhealthy(gateway_environ, gateway_live_services):

@@ -6,7 +6,9 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-ALL = ("gateway", "intake", "vouchers", "documents")
+from ambito_common.tasks import SERVICES
+
+ALL = ("gateway", *SERVICES)
 
 
 def build(name: str, environ: Mapping[str, str] | None = None) -> Any:

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from ambito_common.errors import ProblemSchema
-from ambito_common.web import create_service_app, new_spec, problem_response
+from ambito_common.web import create_service_app, new_spec, problem_response, secure_cookies
 from apispec import APISpec
 from flask import Flask
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.platform.public_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=secure_cookies(settings.platform),
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.session_hours),
         # A login lasts GATEWAY_SESSION_HOURS from the moment it happened, not from the last click.
         SESSION_REFRESH_EACH_REQUEST=False,

@@ -21,7 +21,7 @@ class LoginSchema(Schema):
                   validate.Length(max=1024, error="Al massimo {max} caratteri.")],
         error_messages={"required": "Indichi la password.", "null": "Indichi la password.",
                         "invalid": "Password non valida."},
-        metadata={"label": "Password", "autocomplete": "current-password"})
+        metadata={"label": "Password", "widget": "password", "autocomplete": "current-password"})
 
 
 class TokenSchema(Schema):

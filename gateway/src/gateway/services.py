@@ -61,7 +61,8 @@ def create_user(session: Session, username: str, password: str, roles: Iterable[
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("La password è troppo corta.", errors={
             "password": [f"La password deve avere almeno {MIN_PASSWORD_LENGTH} caratteri."]})
-    return _add_user(session, username, password, roles, comune, display_name, platform)
+    return _add_user(session, username, password, roles, comune, display_name,
+                     comuni=_comuni(platform))
 
 
 def seed_demo_accounts(session: Session, password: str, *, platform: PlatformSettings) -> list[str]:
@@ -73,16 +74,22 @@ def seed_demo_accounts(session: Session, password: str, *, platform: PlatformSet
     if not platform.demo:
         raise DemoDisabled("demo accounts are created only when AMBITO_DEMO is true")
     existing = set(session.scalars(select(User.username)))
+    comuni = _comuni(platform)
     created = []
     for username, display_name, roles, comune in DEMO_ACCOUNTS:
         if username not in existing:
-            _add_user(session, username, password, roles, comune, display_name, platform)
+            _add_user(session, username, password, roles, comune, display_name, comuni=comuni)
             created.append(username)
     return created
 
 
+def _comuni(platform: PlatformSettings) -> set[str]:
+    """The codes of the Ambito's comuni, the only ones a comune-bound operator may belong to."""
+    return {c["code"] for c in load_ambito(platform)["comuni"]}
+
+
 def _add_user(session: Session, username: str, password: str, roles: Iterable[str],
-              comune: str | None, display_name: str, platform: PlatformSettings) -> User:
+              comune: str | None, display_name: str, *, comuni: set[str]) -> User:
     username = normalise_username(username)
     roles = list(dict.fromkeys(roles))
     errors: dict[str, list[str]] = {}
@@ -93,7 +100,6 @@ def _add_user(session: Session, username: str, password: str, roles: Iterable[st
     unknown = [role for role in roles if role not in ROLES]
     if not roles or unknown:
         errors["roles"] = [f"Ruoli ammessi: {', '.join(ROLES)}."]
-    comuni = {c["code"] for c in load_ambito(platform)["comuni"]}
     if set(roles) & set(COMUNE_BOUND_ROLES):
         if comune not in comuni:
             errors["comune"] = ["Indicare uno dei comuni dell'Ambito."]

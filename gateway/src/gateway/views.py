@@ -8,10 +8,10 @@ from urllib.parse import urlencode, urlsplit
 import structlog
 from ambito_common.db import db_session
 from ambito_common.errors import InvalidInput, Unauthorized
-from ambito_common.forms import build_form, load
+from ambito_common.forms import build_form, load, parse_form
 from ambito_common.identity import current_identity
 from ambito_common.tasks import SERVICES
-from ambito_common.web import COMMON_STATIC
+from ambito_common.web import COMMON_STATIC, secure_cookies
 from flask import (
     Blueprint,
     Response,
@@ -25,7 +25,6 @@ from flask import (
     send_from_directory,
     session,
 )
-from marshmallow import EXCLUDE
 
 from .health import platform_health
 from .models import User
@@ -90,7 +89,8 @@ def login_page() -> tuple[str, int] | Response:
     status = 200
     if request.method == "POST":
         try:
-            data = load(LoginSchema(unknown=EXCLUDE), request.form.to_dict())
+            schema = LoginSchema()
+            data = load(schema, parse_form(schema, request.form))
             user = authenticate(db_session(), data["username"], data["password"])
         except InvalidInput as exc:
             errors, status = exc.errors, 422
@@ -102,7 +102,6 @@ def login_page() -> tuple[str, int] | Response:
             _set_identity_cookie(response, _log_in(user))
             return response
     form = build_form(LoginSchema(), {"username": request.form.get("username", "")}, errors)
-    form.field("password").widget = "password"  # ambito_common.forms.WIDGETS has no password input
     demo_usernames = [account[0] for account in DEMO_ACCOUNTS] if _runtime().settings.platform.demo else []
     return render_template("login.html", form=form, failure=failure, next_path=next_path,
                            demo_usernames=demo_usernames), status
@@ -144,7 +143,7 @@ def logout() -> Response:
     session.clear()
     response = redirect("/", 303)
     response.delete_cookie(_runtime().settings.platform.identity_cookie, path="/", httponly=True,
-                           samesite="Lax", secure=_secure_cookies())
+                           samesite="Lax", secure=secure_cookies(_runtime().settings.platform))
     return response
 
 
@@ -205,8 +204,4 @@ def _set_identity_cookie(response: Response, token: str) -> None:
     settings = _runtime().settings
     response.set_cookie(settings.platform.identity_cookie, token,
                         max_age=settings.token_ttl_seconds, path="/", httponly=True, samesite="Lax",
-                        secure=_secure_cookies())
-
-
-def _secure_cookies() -> bool:
-    return _runtime().settings.platform.public_url.startswith("https://")
+                        secure=secure_cookies(settings.platform))

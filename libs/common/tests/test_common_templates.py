@@ -1,24 +1,25 @@
 """The shared layout, error page and form macros, rendered by a small Flask app the way services do.
 
-The app is assembled from the real common pieces (template loader chain over
-COMMON_TEMPLATES, CSRF, identity tokens, error handlers, the common static
-dir) with two test pages of its own; nothing of ours is stubbed.
+The app is built by ``create_service_app`` (template loader chain over
+COMMON_TEMPLATES, CSRF, identity tokens, error handlers), with two test pages
+of its own in front and the common static dir; nothing of ours is stubbed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
 import lxml.html
 import pytest
-from ambito_common.csrf import CSRF_COOKIE, init_csrf
-from ambito_common.errors import InvalidInput, NotFound, register_error_handlers
+from ambito_common.csrf import CSRF_COOKIE
+from ambito_common.db import make_engine, make_session_factory
+from ambito_common.errors import InvalidInput, NotFound
 from ambito_common.forms import Confirmation, FormSchema, build_form, load, parse_form
 from ambito_common.identity import (
     COMUNE_OPERATOR,
@@ -26,20 +27,20 @@ from ambito_common.identity import (
     Identity,
     TokenIssuer,
     ensure_keypair,
-    init_identity,
-    verifier_from_file,
 )
-from ambito_common.testing import REPO_ROOT
-from ambito_common.web import COMMON_STATIC, COMMON_TEMPLATES
+from ambito_common.settings import platform_settings
+from ambito_common.testing import REPO_ROOT, require
+from ambito_common.web import COMMON_STATIC, COMMON_TEMPLATES, create_service_app
 from flask import Flask, flash, redirect, render_template, request
 from flask.testing import FlaskClient
-from jinja2 import ChoiceLoader, DictLoader, FileSystemLoader
+from jinja2 import ChoiceLoader, DictLoader
 from marshmallow import fields, validate
 from werkzeug.test import TestResponse
 
 IDENTITY_COOKIE = "ambito_identity"
 VENDOR_SCRIPT = REPO_ROOT / "scripts" / "vendor_assets.py"
 NODE_PACKAGE = REPO_ROOT / "node_modules" / "bootstrap-italia"
+NODE_MISSING = "node_modules/bootstrap-italia is absent: run `npm ci` in the repository root"
 
 PAGES = {
     "plain.html": """{% extends "base.html" %}
@@ -89,22 +90,40 @@ class ApplicationSchema(FormSchema):
 
 
 @pytest.fixture
-def common_app(tmp_path: Path) -> Flask:
-    app = Flask(__name__, static_folder=str(COMMON_STATIC), static_url_path="/static")
-    app.secret_key = "test-only"
-    app.jinja_loader = ChoiceLoader([DictLoader(PAGES), FileSystemLoader(str(COMMON_TEMPLATES))])
+def make_common_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Builds the test app with ``create_service_app``, as every service does, plus two pages."""
     ensure_keypair(tmp_path / "id.pem", tmp_path / "id.pub.pem")
-    app.extensions["test_issuer"] = TokenIssuer((tmp_path / "id.pem").read_bytes(),
-                                                dt.timedelta(minutes=5))
-    init_identity(app, verifier_from_file(tmp_path / "id.pub.pem"), IDENTITY_COOKIE)
-    init_csrf(app, secure_cookie=False)
-    register_error_handlers(app)
-    ambito = json.loads((REPO_ROOT / "data" / "ambiti" / "vsssc" / "ambito.json").read_text("utf-8"))
-    app.config["DEMO"] = False
+    engine = make_engine(f"sqlite:///{tmp_path / 'common.sqlite3'}")
 
-    @app.context_processor
-    def _ambito() -> dict[str, object]:
-        return {"ambito": ambito, "demo_mode": app.config["DEMO"]}
+    def make(*, demo: bool = False) -> Flask:
+        platform = platform_settings({
+            "AMBITO_VAR_DIR": str(tmp_path / "var"),
+            "AMBITO_DATA_DIR": str(REPO_ROOT / "data" / "ambiti" / "vsssc"),
+            "AMBITO_IDENTITY_PUBLIC_KEY_FILE": str(tmp_path / "id.pub.pem"),
+            "AMBITO_IDENTITY_COOKIE": IDENTITY_COOKIE, "AMBITO_DEMO": str(demo).lower()})
+        app = create_service_app("common", __name__, platform=platform,
+                                 session_factory=make_session_factory(engine))
+        app.extensions["test_issuer"] = TokenIssuer((tmp_path / "id.pem").read_bytes(),
+                                                    dt.timedelta(minutes=5))
+        _add_test_pages(app)
+        return app
+
+    yield make
+    engine.dispose()
+
+
+@pytest.fixture
+def common_app(make_common_app: Callable[..., Flask]) -> Flask:
+    return make_common_app()
+
+
+def _add_test_pages(app: Flask) -> None:
+    app.secret_key = "test-only"
+    app.jinja_loader = ChoiceLoader([DictLoader(PAGES), app.jinja_loader])
+    # create_service_app leaves static files to the gateway (or nginx); this app serves them itself.
+    app.static_folder = str(COMMON_STATIC)
+    app.static_url_path = "/static"
+    app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=app.send_static_file)
 
     @app.get("/")
     def home() -> str:
@@ -139,8 +158,6 @@ def common_app(tmp_path: Path) -> Flask:
     @app.get("/guasto")
     def broken() -> str:
         raise RuntimeError("connection string postgres://secret@db")
-
-    return app
 
 
 def _sign_in(app: Flask, client: FlaskClient, *roles: str) -> None:
@@ -195,9 +212,8 @@ def test_common_templates_layout_for_an_anonymous_visitor(common_app: Flask) -> 
     assert footer.xpath(".//a[normalize-space()='Dichiarazione di accessibilità']")
 
 
-def test_common_templates_demo_banner(common_app: Flask) -> None:
-    common_app.config["DEMO"] = True
-    page = _page(common_app.test_client().get("/"))
+def test_common_templates_demo_banner(make_common_app: Callable[..., Flask]) -> None:
+    page = _page(make_common_app(demo=True).test_client().get("/"))
     banner = page.find_class("ambito-demo-banner")[0]
     assert " ".join(banner.text_content().split()) == (
         "Ambiente dimostrativo: i dati non hanno valore legale")
@@ -390,8 +406,7 @@ def test_common_templates_reference_no_cdn(common_app: Flask) -> None:
 @pytest.fixture(scope="module")
 def common_vendored() -> None:
     """Run the vendor script as ``make`` does; needs ``npm ci`` to have filled node_modules."""
-    if not NODE_PACKAGE.is_dir():
-        pytest.skip("node_modules/bootstrap-italia is absent: run `npm ci` in the repository root")
+    require(NODE_PACKAGE.is_dir(), NODE_MISSING)
     subprocess.run([sys.executable, str(VENDOR_SCRIPT)], check=True, capture_output=True)
 
 
@@ -415,8 +430,7 @@ def test_common_templates_every_asset_a_page_loads_is_served(common_app: Flask) 
 
 
 def test_common_templates_vendor_script_is_idempotent(tmp_path: Path) -> None:
-    if not NODE_PACKAGE.is_dir():
-        pytest.skip("node_modules/bootstrap-italia is absent: run `npm ci` in the repository root")
+    require(NODE_PACKAGE.is_dir(), NODE_MISSING)
     target = tmp_path / "vendor"
     command = [sys.executable, str(VENDOR_SCRIPT), "--target", str(target)]
     first = subprocess.run(command, check=True, capture_output=True, text=True).stdout

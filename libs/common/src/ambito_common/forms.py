@@ -32,8 +32,8 @@ from werkzeug.datastructures import MultiDict
 
 from .errors import InvalidInput, flatten_errors
 
-WIDGETS = ("text", "email", "tel", "date", "number", "textarea", "select", "radio", "checkbox",
-           "checkboxes")
+WIDGETS = ("text", "email", "tel", "date", "number", "password", "textarea", "select", "radio",
+           "checkbox", "checkboxes")
 REQUIRED_MESSAGE = "Campo obbligatorio."
 YES, NO = "Sì", "No"
 
@@ -266,6 +266,8 @@ def _set(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _display_value(widget: str, value: Any) -> str | list[str] | bool:
+    if widget == "password":
+        return ""  # never written back into a page
     if widget == "checkbox":
         return value is True or value in ("on", "true", "1")
     if widget == "checkboxes":

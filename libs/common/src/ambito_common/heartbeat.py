@@ -1,8 +1,11 @@
 """Worker heartbeats, so ``/healthz`` can tell whether every queue has a live worker.
 
 Each Celery worker writes, every few seconds, which queues it consumes: to a
-file under var/run/heartbeats in embedded mode (the filesystem broker has no
-remote control), to a Redis key with a time-to-live in distributed mode.
+file under var/run/heartbeats in embedded mode, to a Redis key with a
+time-to-live in distributed mode. A record of our own rather than Celery's
+remote control (``inspect().active_queues()``): that broadcasts to every
+worker and waits out a timeout on each health check, where reading a few
+records is immediate and says how long ago each worker was last alive.
 """
 
 from __future__ import annotations
@@ -30,12 +33,21 @@ def _folder(platform: PlatformSettings) -> Path:
     return platform.var_dir / "run" / "heartbeats"
 
 
-def beat(platform: PlatformSettings, hostname: str, queues: list[str]) -> None:
-    record = json.dumps({"hostname": hostname, "queues": queues, "at": time.time()})
-    if platform.broker_url.startswith("redis"):
-        client = redis.Redis.from_url(platform.broker_url)
+def _uses_redis(platform: PlatformSettings) -> bool:
+    return platform.broker_url.startswith("redis")
+
+
+def beat(platform: PlatformSettings, hostname: str, queues: list[str], *,
+         client: redis.Redis | None = None, at: float | None = None) -> None:
+    """Record that ``hostname`` consumes ``queues``, as of ``at`` (default: now).
+
+    ``client`` is the worker's Redis client, reused across beats, when the
+    broker is Redis; without one the record goes to a file (embedded mode).
+    """
+    record = json.dumps({"hostname": hostname, "queues": queues,
+                         "at": time.time() if at is None else at})
+    if client is not None:
         client.set(REDIS_PREFIX + hostname, record, ex=int(MAX_AGE))
-        client.close()
         return
     folder = _folder(platform)
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +57,7 @@ def beat(platform: PlatformSettings, hostname: str, queues: list[str]) -> None:
 
 
 def _records(platform: PlatformSettings) -> list[dict[str, Any]]:
-    if platform.broker_url.startswith("redis"):
+    if _uses_redis(platform):
         client = redis.Redis.from_url(platform.broker_url, socket_timeout=2)
         try:
             keys = list(client.scan_iter(REDIS_PREFIX + "*"))
@@ -75,9 +87,11 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     queues = sorted(queue.name for queue in sender.task_consumer.queues)
 
     def loop() -> None:
+        # One client for the worker's life: its pool reconnects by itself after a Redis outage.
+        client = redis.Redis.from_url(platform.broker_url) if _uses_redis(platform) else None
         while True:
             try:
-                beat(platform, hostname, queues)
+                beat(platform, hostname, queues, client=client)
             except Exception:  # a missed beat only delays health; never kill the worker
                 log.warning("heartbeat_failed", exc_info=True)
             time.sleep(INTERVAL)

@@ -1,8 +1,9 @@
 """Test helpers shared by every service's suite.
 
-Tests that need PostgreSQL or Redis skip with a reason when those are absent,
-and fail instead when ``REQUIRE_SERVICES=1`` (as CI sets), so a missing
-server can never turn a red suite green.
+Tests that need PostgreSQL, Redis or a program or file of the machine skip
+with a reason when those are absent, and fail instead when
+``REQUIRE_SERVICES=1`` (as CI sets), so a missing dependency can never turn a
+red suite green (see :func:`require`).
 """
 
 from __future__ import annotations
@@ -31,14 +32,22 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def require(ok: bool, what: str) -> None:
+    """Skip when ``ok`` is false, saying ``what`` is missing; fail instead under REQUIRE_SERVICES=1.
+
+    The one gate for everything a test needs from the machine (servers, programs, files), so
+    CI, which sets REQUIRE_SERVICES=1, can never go green by skipping.
+    """
+    if ok:
+        return
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(what + " and REQUIRE_SERVICES=1")
+    pytest.skip(what)
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Skip (or fail under REQUIRE_SERVICES=1) when a server is not reachable."""
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(message + " and REQUIRE_SERVICES=1")
-    pytest.skip(message)
+    require(_reachable(host, port), f"{name} is not reachable on {host}:{port}")
 
 
 def require_postgres() -> None:

@@ -33,6 +33,12 @@ def load_ambito(platform: PlatformSettings) -> dict[str, Any]:
     return json.loads((platform.data_dir / "ambito.json").read_text(encoding="utf-8"))
 
 
+def secure_cookies(platform: PlatformSettings) -> bool:
+    """Whether cookies carry ``Secure``: only when people reach the platform over HTTPS, else the
+    browser would drop them on a plain-HTTP deployment (a demo, a test, ``make run``)."""
+    return platform.public_url.startswith("https://")
+
+
 def create_service_app(
     service: str,
     import_name: str,
@@ -56,7 +62,7 @@ def create_service_app(
     init_request_id(app, service)
     init_identity(app, verifier_from_file(platform.identity_public_key_file),
                   platform.identity_cookie)
-    init_csrf(app, secure_cookie=platform.public_url.startswith("https://"))
+    init_csrf(app, secure_cookie=secure_cookies(platform))
     register_error_handlers(app)
     app.jinja_env.filters["date_it"] = format_date
     app.jinja_env.filters["datetime_it"] = format_datetime
